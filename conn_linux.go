@@ -1,0 +1,470 @@
+package nfqueue
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nfqueue-go/nfqueue/internal/nlsock"
+	"github.com/nfqueue-go/nfqueue/internal/wire"
+)
+
+// recvBufSize holds the largest message the kernel sends: a 65531-byte
+// payload plus every other attribute (security context and conntrack entry
+// included), or an error echoing a verdict with a 65535-byte payload.
+const recvBufSize = 96 << 10
+
+// Conn is a bound queue. Its methods are safe for concurrent use, with one
+// reader at a time: ReadPacket and Serve exclude each other.
+type Conn struct {
+	queue uint16
+	cfg   Config
+	sock  *nlsock.Conn
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	serving   atomic.Bool
+
+	// Read side, guarded by readMu.
+	readMu  sync.Mutex
+	rbuf    []byte
+	msgs    wire.Messages
+	backlog [][]byte // datagrams that arrived while binding
+
+	track   tracker
+	wbufs   sync.Pool // *[]byte verdict buffers for SetVerdict
+	counter counters
+	seq     atomic.Uint32
+	now     func() int64
+}
+
+// Open binds queue number queue (the --queue-num of the NFQUEUE rule) with
+// one atomic CONFIG request: bind, copy mode and range, queue length and
+// flags, acknowledged by the kernel. A nil cfg means the zero Config.
+// Packets that reach the queue while it is being set up are kept for the
+// first reads. Open needs CAP_NET_ADMIN in the user namespace that owns the
+// network namespace.
+func Open(queue uint16, cfg *Config) (*Conn, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	if err := c.validate(); err != nil {
+		return nil, &OpError{Op: "open", Queue: queue, Err: err}
+	}
+	sock, err := nlsock.Open(nlsock.Options{NetNS: c.NetNS, ReadBuffer: c.readBuffer(), NoENOBUFS: c.NoENOBUFS})
+	if err != nil {
+		if errors.Is(err, syscall.EPROTONOSUPPORT) {
+			err = &wrapErrno{err: ErrModuleMissing, errno: syscall.EPROTONOSUPPORT}
+		}
+		return nil, &OpError{Op: "open", Queue: queue, Err: err}
+	}
+	conn := &Conn{
+		queue: queue,
+		cfg:   c,
+		sock:  sock,
+		rbuf:  make([]byte, recvBufSize),
+		track: newTracker(c.queueLen()),
+		now:   nanotime,
+	}
+	conn.wbufs.New = func() any { b := make([]byte, 0, 256); return &b }
+	if err := conn.bind(); err != nil {
+		sock.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+var clockBase = time.Now()
+
+// nanotime returns monotonic nanoseconds.
+func nanotime() int64 { return int64(time.Since(clockBase)) }
+
+// bind sends the CONFIG request, retrying a busy queue for cfg.BindRetry.
+func (c *Conn) bind() error {
+	msg := c.cfg.bindMsg(c.queue)
+	deadline := time.Now().Add(c.cfg.BindRetry)
+	eagain := 0
+	for {
+		errno, ext, err := c.config(&msg)
+		switch {
+		case err != nil:
+			return &OpError{Op: "bind", Queue: c.queue, Err: err}
+		case errno == 0:
+			return nil
+		case errno == syscall.EAGAIN && eagain < 10:
+			// The kernel loaded a module the flags need; ask again.
+			eagain++
+			continue
+		case errno == syscall.EPERM && time.Now().Before(deadline):
+			if busy := queueOwner(c.cfg.NetNS, c.queue); busy != nil || hasCapNetAdmin() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+		}
+		return &OpError{Op: "bind", Queue: c.queue, Err: c.bindError(errno, ext)}
+	}
+}
+
+// bindError explains a refused bind.
+func (c *Conn) bindError(errno syscall.Errno, ext string) error {
+	switch errno {
+	case syscall.EPERM:
+		if busy := queueOwner(c.cfg.NetNS, c.queue); busy != nil {
+			return busy
+		}
+		if !hasCapNetAdmin() {
+			return &wrapErrno{err: ErrPermission, errno: errno, msg: ext}
+		}
+		// Owned by a socket /proc does not show (e.g. it cannot be read).
+		return &QueueBusyError{Queue: c.queue}
+	case syscall.EOPNOTSUPP:
+		var which []string
+		if c.cfg.Conntrack {
+			which = append(which, "Conntrack (needs nf_conntrack_netlink and CONFIG_NETFILTER_NETLINK_GLUE_CT)")
+		}
+		if c.cfg.SecCtx {
+			which = append(which, "SecCtx (needs CONFIG_NETWORK_SECMARK)")
+		}
+		return &wrapErrno{err: fmt.Errorf("%w by this kernel: %v", ErrNotSupported, which), errno: errno, msg: ext}
+	case syscall.EINVAL, syscall.ENOENT:
+		if ext == "" {
+			return &wrapErrno{err: ErrModuleMissing, errno: errno}
+		}
+	}
+	if ext != "" {
+		return fmt.Errorf("%w (%s)", errno, ext)
+	}
+	return errno
+}
+
+// config sends a CONFIG request and waits for its acknowledgement, keeping
+// packets that arrive meanwhile. It returns the kernel's errno (0 for
+// success) and extended-ack text.
+func (c *Conn) config(m *wire.Config) (syscall.Errno, string, error) {
+	seq := c.seq.Add(1) | 1<<31 // never equal to a packet id the kernel assigns soon
+	b := wire.AppendConfig(nil, seq, m)
+	if err := c.sock.Send(b); err != nil {
+		return 0, "", err
+	}
+	// A bounded wait: the kernel answers synchronously, so only a flood of
+	// packets sent before the answer can delay it.
+	if err := c.sock.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return 0, "", err
+	}
+	defer c.sock.SetReadDeadline(time.Time{})
+	for {
+		n, trunc, err := c.sock.Recv(c.rbuf)
+		if err != nil {
+			if errors.Is(err, syscall.ENOBUFS) {
+				c.counter.overruns.Add(1)
+				continue
+			}
+			return 0, "", err
+		}
+		if trunc {
+			continue
+		}
+		dgram := c.rbuf[:n]
+		var it wire.Messages
+		it.Reset(dgram)
+		var msg wire.Message
+		keep := false
+		for it.Next(&msg) {
+			if msg.Header.Type != wire.NLMsgError {
+				keep = true
+				continue
+			}
+			e, err := wire.ParseError(msg.Header.Flags, msg.Payload)
+			if err != nil || e.Orig.Seq != seq {
+				keep = true
+				continue
+			}
+			if keep || it.Remaining() {
+				c.backlog = append(c.backlog, append([]byte(nil), dgram...))
+			}
+			return syscall.Errno(e.Errno), string(e.ExtMsg), nil
+		}
+		if keep {
+			c.backlog = append(c.backlog, append([]byte(nil), dgram...))
+		}
+	}
+}
+
+// Queue returns the queue number.
+func (c *Conn) Queue() uint16 { return c.queue }
+
+// PortID returns the netlink port id of the Conn's socket, as shown in the
+// second column of /proc/net/netfilter/nfnetlink_queue.
+func (c *Conn) PortID() uint32 { return c.sock.PortID() }
+
+// Close unbinds the queue and closes the socket. A blocked ReadPacket or
+// Serve returns at once (Serve with nil). Packets still waiting for a
+// verdict are dropped by the kernel. Close is idempotent.
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		// Unbinding first makes the queue free the moment Close returns;
+		// closing the socket alone releases it too, a little later.
+		m := wire.Config{Queue: c.queue, HasCmd: true, Cmd: wire.CmdUnbind}
+		_ = c.sock.Send(wire.AppendConfig(nil, c.seq.Add(1)|1<<31, &m))
+		if cerr := c.sock.Close(); cerr != nil {
+			err = &OpError{Op: "close", Queue: c.queue, Err: cerr}
+		}
+	})
+	return err
+}
+
+// ReadPacket waits for the next packet and decodes it into p, without
+// allocating. p's slices alias the Conn's buffer until the next
+// ReadPacket. Give each packet a verdict with SetVerdict (from any
+// goroutine); the kernel holds it until then.
+//
+// Besides ErrClosed, which ends reading, ReadPacket returns errors that do
+// not: ErrOverrun (packets were lost), ErrMalformed, and verdict errors the
+// kernel sent back (an *OpError with the packet id and verdict). Keep
+// reading after those.
+func (c *Conn) ReadPacket(p *Packet) error {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	return c.read(p, nil)
+}
+
+// read implements ReadPacket; before it would block it calls flush, if set.
+// The caller holds readMu.
+func (c *Conn) read(p *Packet, flush func() error) error {
+	var msg wire.Message
+	for {
+		if c.closed.Load() {
+			return ErrClosed
+		}
+		if c.msgs.Next(&msg) {
+			if err := c.handleMsg(&msg, p); err != errSkip {
+				return err
+			}
+			continue
+		}
+		if err := c.msgs.Err(); err != nil {
+			c.msgs.Reset(nil)
+			c.counter.malformed.Add(1)
+			return &OpError{Op: "receive", Queue: c.queue, Err: fmt.Errorf("%w: %v", ErrMalformed, err)}
+		}
+		if len(c.backlog) > 0 {
+			c.msgs.Reset(c.backlog[0])
+			c.backlog[0] = nil
+			c.backlog = c.backlog[1:]
+			continue
+		}
+		n, err := c.recv(flush)
+		if err != nil {
+			return err
+		}
+		c.msgs.Reset(c.rbuf[:n])
+	}
+}
+
+// recv receives one datagram into rbuf.
+func (c *Conn) recv(flush func() error) (int, error) {
+	var n int
+	var trunc bool
+	var err error
+	if flush != nil {
+		n, trunc, err = c.sock.TryRecv(c.rbuf)
+		if err == nlsock.ErrWouldBlock {
+			if err := flush(); err != nil {
+				return 0, err
+			}
+			n, trunc, err = c.sock.Recv(c.rbuf)
+		}
+	} else {
+		n, trunc, err = c.sock.Recv(c.rbuf)
+	}
+	switch {
+	case err == nil && trunc:
+		c.counter.malformed.Add(1)
+		return 0, &OpError{Op: "receive", Queue: c.queue, Err: fmt.Errorf("%w: message over %d bytes", ErrMalformed, len(c.rbuf))}
+	case err == nil:
+		return n, nil
+	case errors.Is(err, ErrClosed) || c.closed.Load():
+		return 0, ErrClosed
+	case errors.Is(err, syscall.ENOBUFS):
+		c.counter.overruns.Add(1)
+		return 0, &OpError{Op: "receive", Queue: c.queue, Err: &wrapErrno{err: ErrOverrun, errno: syscall.ENOBUFS}}
+	}
+	return 0, &OpError{Op: "receive", Queue: c.queue, Err: err}
+}
+
+// errSkip tells read that a message carried nothing for the caller.
+var errSkip = errors.New("skip")
+
+// handleMsg decodes one message: a packet into p, or a kernel error.
+func (c *Conn) handleMsg(m *wire.Message, p *Packet) error {
+	if typ, ok := m.IsQueue(); ok {
+		if typ != wire.MsgPacket {
+			return errSkip
+		}
+		if err := p.unmarshal(m.Payload); err != nil {
+			c.counter.malformed.Add(1)
+			return &OpError{Op: "receive", Queue: c.queue, Err: err}
+		}
+		var flags uint8
+		if p.Truncated() {
+			flags = slotTruncated
+			c.counter.truncated.Add(1)
+		}
+		c.track.mu.Lock()
+		c.track.add(p.ID, flags, c.now())
+		c.track.mu.Unlock()
+		c.counter.received.Add(1)
+		return nil
+	}
+	if m.Header.Type != wire.NLMsgError {
+		return errSkip
+	}
+	e, err := wire.ParseError(m.Header.Flags, m.Payload)
+	if err != nil {
+		c.counter.malformed.Add(1)
+		return &OpError{Op: "receive", Queue: c.queue, Err: fmt.Errorf("%w: %v", ErrMalformed, err)}
+	}
+	if e.Errno == 0 {
+		return errSkip // an acknowledgement
+	}
+	c.counter.verdictErrors.Add(1)
+	return c.requestError(&e)
+}
+
+// requestError turns the kernel's error for one of our requests into an
+// *OpError naming the packet and verdict it was for. A verdict's sequence
+// number is its packet id.
+func (c *Conn) requestError(e *wire.ErrorMsg) error {
+	errno := syscall.Errno(e.Errno)
+	oe := &OpError{Queue: c.queue, Err: errno}
+	if e.ExtMsg != nil {
+		oe.Err = &wrapErrno{err: errors.New("kernel"), errno: errno, msg: string(e.ExtMsg)}
+	}
+	switch e.Orig.Type {
+	case wire.QueueType(wire.MsgVerdict):
+		oe.Op, oe.ID = "verdict", e.Orig.Seq
+	case wire.QueueType(wire.MsgVerdictBatch):
+		oe.Op, oe.ID = "batch verdict", e.Orig.Seq
+	default:
+		oe.Op = "config"
+		return oe
+	}
+	if _, attrs, err := wire.SplitGenMsg(e.OrigPayload); err == nil {
+		a := wire.NewAttrs(attrs)
+		for a.Next() {
+			if a.Type() == wire.AttrVerdictHdr {
+				if code, _, ok := wire.VerdictHdr(a.Data()); ok {
+					oe.Verdict.o.Code = code
+				}
+			}
+		}
+	}
+	return oe
+}
+
+// SetVerdict gives packet id its verdict. It may be called from any
+// goroutine, also while another is blocked in ReadPacket or Serve, and at
+// most once per packet: a second verdict returns ErrVerdictTwice, an id
+// never delivered on this Conn ErrUnknownPacket, both without asking the
+// kernel. Errors the kernel finds later come back through ReadPacket or
+// Config.OnError with the packet id.
+func (c *Conn) SetVerdict(id uint32, v Verdict) error {
+	if c.closed.Load() {
+		return &OpError{Op: "verdict", Queue: c.queue, ID: id, Verdict: v, Err: ErrClosed}
+	}
+	if err := c.take(id, &v); err != nil {
+		return err
+	}
+	bp := c.wbufs.Get().(*[]byte)
+	b := wire.AppendVerdict((*bp)[:0], c.queue, id, &v.o, 0)
+	err := c.sock.Send(b)
+	*bp = b
+	c.wbufs.Put(bp)
+	if err != nil {
+		return c.sendError("verdict", id, v, err)
+	}
+	c.counter.countVerdict(v.Kind(), 1)
+	return nil
+}
+
+// take validates v for packet id and removes id from the packets awaiting
+// a verdict.
+func (c *Conn) take(id uint32, v *Verdict) error {
+	if err := v.check(false); err != nil {
+		return &OpError{Op: "verdict", Queue: c.queue, ID: id, Verdict: *v, Err: err}
+	}
+	c.track.mu.Lock()
+	flags, ok := c.track.take(id)
+	if !ok {
+		err := c.track.missingErr(id)
+		c.track.mu.Unlock()
+		return &OpError{Op: "verdict", Queue: c.queue, ID: id, Verdict: *v, Err: err}
+	}
+	if flags&slotTruncated != 0 && v.o.Set&wire.OptPayload != 0 {
+		// Keep the packet: the caller may still give a valid verdict.
+		c.track.add(id, flags, c.now())
+		c.track.mu.Unlock()
+		return &OpError{Op: "verdict", Queue: c.queue, ID: id, Verdict: *v, Err: v.check(true)}
+	}
+	c.track.mu.Unlock()
+	return nil
+}
+
+func (c *Conn) sendError(op string, id uint32, v Verdict, err error) error {
+	if c.closed.Load() {
+		err = ErrClosed
+	}
+	return &OpError{Op: op, Queue: c.queue, ID: id, Verdict: v, Err: err}
+}
+
+// SetVerdictBatch gives every packet of the queue with an id up to and
+// including upTo that still waits for a verdict the verdict v, in one
+// message (NFQNL_MSG_VERDICT_BATCH). v may carry a mark and a priority,
+// no other option. Ids wrap around as the kernel's do.
+func (c *Conn) SetVerdictBatch(upTo uint32, v Verdict) error {
+	if c.closed.Load() {
+		return &OpError{Op: "batch verdict", Queue: c.queue, ID: upTo, Verdict: v, Err: ErrClosed}
+	}
+	if err := v.check(false); err != nil {
+		return &OpError{Op: "batch verdict", Queue: c.queue, ID: upTo, Verdict: v, Err: err}
+	}
+	if !v.batchable() {
+		return &OpError{Op: "batch verdict", Queue: c.queue, ID: upTo, Verdict: v,
+			Err: fmt.Errorf("%w: a batch verdict carries only a mark and a priority", ErrInvalidVerdict)}
+	}
+	c.track.mu.Lock()
+	n := c.track.takeUpTo(upTo)
+	missing := c.track.missingErr(upTo)
+	c.track.mu.Unlock()
+	if n == 0 {
+		return &OpError{Op: "batch verdict", Queue: c.queue, ID: upTo, Verdict: v, Err: missing}
+	}
+	bp := c.wbufs.Get().(*[]byte)
+	b := wire.AppendVerdictBatch((*bp)[:0], c.queue, upTo, &v.o, 0)
+	err := c.sock.Send(b)
+	*bp = b
+	c.wbufs.Put(bp)
+	if err != nil {
+		return c.sendError("batch verdict", upTo, v, err)
+	}
+	c.counter.batches.Add(1)
+	c.counter.countVerdict(v.Kind(), uint64(n))
+	return nil
+}
+
+// hasCapNetAdmin reports whether the process has CAP_NET_ADMIN in its
+// effective set.
+func hasCapNetAdmin() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true // cannot tell: do not claim a missing privilege
+	}
+	return parseCapEff(b)&(1<<12) != 0
+}

@@ -1,0 +1,310 @@
+// Package nlsock is the netlink socket under nfqueue: an AF_NETLINK,
+// NETLINK_NETFILTER socket that blocks in the Go runtime's netpoller,
+// receives into caller buffers without allocating, sends from any
+// goroutine, and can be opened inside another network namespace.
+//
+// It is the only package of the module that imports golang.org/x/sys/unix.
+package nlsock
+
+import (
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a socket.
+type Options struct {
+	// NetNS is the path of a network namespace file (such as
+	// /run/netns/NAME or /proc/PID/ns/net) to open the socket in; empty
+	// means the caller's namespace.
+	NetNS string
+	// ReadBuffer is the receive buffer size to ask for: SO_RCVBUFFORCE,
+	// falling back to SO_RCVBUF (capped by net.core.rmem_max). 0 leaves the
+	// kernel default.
+	ReadBuffer int
+	// NoENOBUFS sets NETLINK_NO_ENOBUFS.
+	NoENOBUFS bool
+}
+
+// Conn is a netlink socket. Recv and TryRecv must be called by one
+// goroutine at a time; Send may be called from any number of goroutines,
+// concurrently with a blocked Recv.
+type Conn struct {
+	f      *os.File
+	rc     syscall.RawConn
+	portID uint32
+	closed atomic.Bool
+
+	// Receive state, owned by the single reader.
+	msg    unix.Msghdr
+	iov    unix.Iovec
+	rn     int
+	rerr   error
+	recvFn func(fd uintptr) bool
+	tryFn  func(fd uintptr)
+
+	senders sync.Pool // of *sender
+}
+
+// sender holds what one Send needs, so that sending does not allocate.
+type sender struct {
+	b   []byte
+	err error
+	fn  func(fd uintptr) bool
+}
+
+// Open opens a netlink netfilter socket.
+func Open(o Options) (*Conn, error) {
+	var fd int
+	err := InNetNS(o.NetNS, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		return os.NewSyscallError("socket", err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c, err := setup(fd, o)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return c, nil
+}
+
+func setup(fd int, o Options) (*Conn, error) {
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, os.NewSyscallError("bind", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, os.NewSyscallError("getsockname", err)
+	}
+	nsa, ok := sa.(*unix.SockaddrNetlink)
+	if !ok {
+		return nil, errors.New("getsockname: not a netlink address")
+	}
+	if o.ReadBuffer > 0 {
+		if err := setReadBuffer(fd, o.ReadBuffer); err != nil {
+			return nil, err
+		}
+	}
+	if o.NoENOBUFS {
+		if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_NO_ENOBUFS, 1); err != nil {
+			return nil, os.NewSyscallError("setsockopt NETLINK_NO_ENOBUFS", err)
+		}
+	}
+	// Extended acks give configuration errors a text; they are optional.
+	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1)
+
+	f := os.NewFile(uintptr(fd), "netlink")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	c := &Conn{f: f, rc: rc, portID: nsa.Pid}
+	c.msg.Iov = &c.iov
+	c.msg.Iovlen = 1
+	c.recvFn = c.recv
+	c.tryFn = func(fd uintptr) { c.recv(fd) }
+	c.senders.New = func() any {
+		s := &sender{}
+		s.fn = s.write
+		return s
+	}
+	return c, nil
+}
+
+func setReadBuffer(fd, n int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n); err == nil {
+		return nil
+	}
+	// Without CAP_NET_ADMIN in the socket's user namespace the kernel refuses
+	// SO_RCVBUFFORCE; SO_RCVBUF is then capped by net.core.rmem_max.
+	return os.NewSyscallError("setsockopt SO_RCVBUF", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n))
+}
+
+// PortID returns the socket's netlink port id.
+func (c *Conn) PortID() uint32 { return c.portID }
+
+// ReadBuffer returns the receive buffer size the kernel granted (SO_RCVBUF,
+// which counts the kernel's bookkeeping overhead too).
+func (c *Conn) ReadBuffer() (int, error) {
+	var n int
+	var serr error
+	err := c.rc.Control(func(fd uintptr) {
+		n, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	if err != nil {
+		return 0, c.closedErr(err)
+	}
+	return n, os.NewSyscallError("getsockopt SO_RCVBUF", serr)
+}
+
+// Recv receives one datagram into b, blocking in the netpoller until one
+// arrives, the read deadline passes or the socket is closed. trunc reports
+// that the datagram was larger than b.
+func (c *Conn) Recv(b []byte) (n int, trunc bool, err error) {
+	c.prepare(b)
+	if err := c.rc.Read(c.recvFn); err != nil {
+		return 0, false, c.closedErr(err)
+	}
+	return c.result(len(b))
+}
+
+// TryRecv is Recv without blocking: it returns an error matching
+// ErrWouldBlock when no datagram is waiting.
+func (c *Conn) TryRecv(b []byte) (n int, trunc bool, err error) {
+	c.prepare(b)
+	if err := c.rc.Control(c.tryFn); err != nil {
+		return 0, false, c.closedErr(err)
+	}
+	if c.rerr == unix.EAGAIN {
+		return 0, false, ErrWouldBlock
+	}
+	return c.result(len(b))
+}
+
+// ErrWouldBlock is returned by TryRecv when nothing is waiting.
+var ErrWouldBlock = errors.New("nlsock: no datagram waiting")
+
+func (c *Conn) prepare(b []byte) {
+	if len(b) > 0 {
+		c.iov.Base = &b[0]
+	} else {
+		c.iov.Base = nil
+	}
+	c.iov.SetLen(len(b))
+	c.msg.Flags = 0
+}
+
+func (c *Conn) result(size int) (int, bool, error) {
+	if c.rerr != nil {
+		return 0, false, os.NewSyscallError("recvmsg", c.rerr)
+	}
+	n := c.rn
+	trunc := c.msg.Flags&unix.MSG_TRUNC != 0
+	if n > size {
+		n = size
+	}
+	return n, trunc, nil
+}
+
+// recv is the raw receive, called by the netpoller with the socket's fd.
+// It returns false to wait for readiness.
+func (c *Conn) recv(fd uintptr) bool {
+	for {
+		n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+		switch errno {
+		case 0:
+			c.rn, c.rerr = int(n), nil
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			c.rerr = unix.EAGAIN
+			return false
+		default:
+			c.rn, c.rerr = 0, errno
+			return true
+		}
+	}
+}
+
+// Send sends b, one datagram that may hold several netlink messages, to the
+// kernel. It is safe for concurrent use.
+func (c *Conn) Send(b []byte) error {
+	s := c.senders.Get().(*sender)
+	s.b, s.err = b, nil
+	err := c.rc.Write(s.fn)
+	serr := s.err
+	s.b = nil
+	c.senders.Put(s)
+	if err != nil {
+		return c.closedErr(err)
+	}
+	return serr
+}
+
+func (s *sender) write(fd uintptr) bool {
+	for {
+		_, err := unix.Write(int(fd), s.b)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		case nil:
+			s.err = nil
+		default:
+			s.err = os.NewSyscallError("sendmsg", err)
+		}
+		return true
+	}
+}
+
+// SetReadDeadline sets the deadline for Recv; a zero time clears it.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	return c.closedErr(c.f.SetReadDeadline(t))
+}
+
+// Close closes the socket, unblocking a blocked Recv at once. Calls after
+// the first return net.ErrClosed.
+func (c *Conn) Close() error {
+	if c.closed.Swap(true) {
+		return net.ErrClosed
+	}
+	return c.f.Close()
+}
+
+// closedErr maps the poller's error for a closed file to net.ErrClosed.
+func (c *Conn) closedErr(err error) error {
+	if err != nil && c.closed.Load() {
+		return net.ErrClosed
+	}
+	return err
+}
+
+// InNetNS runs fn on an OS thread switched into the network namespace at
+// path, so that sockets fn opens belong to that namespace. An empty path
+// runs fn directly. If the thread cannot be switched back, it is left
+// locked so that the runtime retires it.
+func InNetNS(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(target)
+
+	runtime.LockOSThread()
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return &os.PathError{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}
+	}
+	defer unix.Close(orig)
+	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return &os.PathError{Op: "setns", Path: path, Err: err}
+	}
+	ferr := fn()
+	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+		// The thread stays in the other namespace: keep it locked so it
+		// exits with this goroutine instead of running other code.
+		return &os.PathError{Op: "setns", Path: "/proc/thread-self/ns/net", Err: err}
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
