@@ -10,11 +10,6 @@ import (
 	"github.com/nfqueue-go/nfqueue/internal/wire"
 )
 
-// Handler returns the verdict for a packet. It runs on Serve's goroutine;
-// p and its slices are valid until it returns. To answer later, return
-// Defer and call Conn.SetVerdict.
-type Handler func(p *Packet) Verdict
-
 // maxPending bounds how many verdicts Serve gathers before sending them.
 const maxPending = 128
 

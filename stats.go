@@ -45,7 +45,7 @@ type KernelStats struct {
 
 type counters struct {
 	received, batches, timeouts, overruns, truncated, malformed, verdictErrors atomic.Uint64
-	byKind                                                                    [6]atomic.Uint64 // indexed by VerdictKind
+	byKind                                                                     [6]atomic.Uint64 // indexed by VerdictKind
 }
 
 func (c *counters) countVerdict(k VerdictKind, n uint64) {

@@ -16,6 +16,11 @@ type Verdict struct {
 	o wire.VerdictOpts
 }
 
+// Handler returns the verdict for a packet. It runs on Serve's goroutine;
+// p and its slices are valid until it returns. To answer later, return
+// Defer and call Conn.SetVerdict.
+type Handler func(p *Packet) Verdict
+
 // deferCode marks the Defer verdict; it is never sent.
 const deferCode = 0xffffffff
 
