@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -49,12 +50,9 @@ type Conn struct {
 // first reads. Open needs CAP_NET_ADMIN in the user namespace that owns the
 // network namespace.
 func Open(queue uint16, cfg *Config) (*Conn, error) {
-	var c Config
-	if cfg != nil {
-		c = *cfg
-	}
-	if err := c.validate(); err != nil {
-		return nil, &OpError{Op: "open", Queue: queue, Err: err}
+	c, err := configFor(queue, cfg)
+	if err != nil {
+		return nil, err
 	}
 	sock, err := nlsock.Open(nlsock.Options{NetNS: c.NetNS, ReadBuffer: c.readBuffer(), NoENOBUFS: c.NoENOBUFS})
 	if err != nil {
@@ -63,6 +61,38 @@ func Open(queue uint16, cfg *Config) (*Conn, error) {
 		}
 		return nil, &OpError{Op: "open", Queue: queue, Err: err}
 	}
+	return newConn(sock, queue, c)
+}
+
+// NewConn binds queue like Open, on a socket the caller opened: a netlink
+// netfilter socket, for example one a privileged process opened and passed
+// over a Unix socket, or one end of a datagram socket pair whose other end
+// plays the kernel (see package nfqtest). NewConn uses a duplicate of f's
+// descriptor; the caller still owns f. Config.NetNS does not apply.
+func NewConn(f *os.File, queue uint16, cfg *Config) (*Conn, error) {
+	c, err := configFor(queue, cfg)
+	if err != nil {
+		return nil, err
+	}
+	sock, err := nlsock.FromFile(f, nlsock.Options{ReadBuffer: c.readBuffer(), NoENOBUFS: c.NoENOBUFS})
+	if err != nil {
+		return nil, &OpError{Op: "open", Queue: queue, Err: err}
+	}
+	return newConn(sock, queue, c)
+}
+
+func configFor(queue uint16, cfg *Config) (Config, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	if err := c.validate(); err != nil {
+		return c, &OpError{Op: "open", Queue: queue, Err: err}
+	}
+	return c, nil
+}
+
+func newConn(sock *nlsock.Conn, queue uint16, c Config) (*Conn, error) {
 	conn := &Conn{
 		queue: queue,
 		cfg:   c,
@@ -130,7 +160,7 @@ func (c *Conn) bindError(errno syscall.Errno, ext string) error {
 		if c.cfg.SecCtx {
 			which = append(which, "SecCtx (needs CONFIG_NETWORK_SECMARK)")
 		}
-		return &wrapErrno{err: fmt.Errorf("%w by this kernel: %v", ErrNotSupported, which), errno: errno, msg: ext}
+		return &wrapErrno{err: fmt.Errorf("%w by this kernel: %s", ErrNotSupported, strings.Join(which, ", ")), errno: errno, msg: ext}
 	case syscall.EINVAL, syscall.ENOENT:
 		if ext == "" {
 			return &wrapErrno{err: ErrModuleMissing, errno: errno}

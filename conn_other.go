@@ -5,6 +5,7 @@ package nfqueue
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 )
 
@@ -47,3 +48,8 @@ func ReadKernelStats(netns string) ([]KernelStats, error) { return nil, errPlatf
 
 // NetlinkSocketOwner returns 0 on this platform.
 func NetlinkSocketOwner(netns string, portID uint32) (pid int, name string) { return 0, "" }
+
+// NewConn returns ErrNotSupported on this platform.
+func NewConn(f *os.File, queue uint16, cfg *Config) (*Conn, error) {
+	return nil, &OpError{Op: "open", Queue: queue, Err: errPlatform}
+}

@@ -257,7 +257,10 @@ func TestIntegrationSizes(t *testing.T) {
 func TestIntegrationUID(t *testing.T) {
 	u := newUDPPath(t, false, "--queue-num", "8")
 	conn := u.open(t, 8, &nfqueue.Config{UIDGID: true})
-	type ids struct{ uid, gid uint32; ok bool }
+	type ids struct {
+		uid, gid uint32
+		ok       bool
+	}
 	got := make(chan ids, 1)
 	serve(t, conn, func(p *nfqueue.Packet) nfqueue.Verdict {
 		got <- ids{p.UID, p.GID, p.Has(nfqueue.AttrUID) && p.Has(nfqueue.AttrGID)}

@@ -104,14 +104,57 @@ func setup(fd int, o Options) (*Conn, error) {
 	}
 	// Extended acks give configuration errors a text; they are optional.
 	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1)
+	return wrap(fd, nsa.Pid)
+}
 
+// FromFile returns a Conn on a duplicate of f's descriptor: a netlink socket
+// opened elsewhere (e.g. passed by a privileged parent), or a datagram
+// socket whose peer speaks netlink, such as a test's fake kernel. Options
+// that do not apply to the socket are ignored.
+func FromFile(f *os.File, o Options) (*Conn, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(x uintptr) { fd, derr = unix.FcntlInt(x, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, os.NewSyscallError("fcntl", derr)
+	}
+	var port uint32
+	if sa, err := unix.Getsockname(fd); err == nil {
+		if nsa, ok := sa.(*unix.SockaddrNetlink); ok {
+			port = nsa.Pid
+		}
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	if o.ReadBuffer > 0 {
+		_ = setReadBuffer(fd, o.ReadBuffer)
+	}
+	if o.NoENOBUFS {
+		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_NO_ENOBUFS, 1)
+	}
+	c, err := wrap(fd, port)
+	if err != nil {
+		unix.Close(fd)
+	}
+	return c, err
+}
+
+// wrap puts fd, a non-blocking socket, under the netpoller.
+func wrap(fd int, port uint32) (*Conn, error) {
 	f := os.NewFile(uintptr(fd), "netlink")
 	rc, err := f.SyscallConn()
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
-	c := &Conn{f: f, rc: rc, portID: nsa.Pid}
+	c := &Conn{f: f, rc: rc, portID: port}
 	c.msg.Iov = &c.iov
 	c.msg.Iovlen = 1
 	c.recvFn = c.recv
