@@ -103,9 +103,20 @@ type Config struct {
 	// one VERDICT_BATCH when they are alike, just before it would wait for
 	// more packets.
 	DisableBatching bool
-	// OnError, if set, is called by Serve with errors that do not stop it:
-	// overruns, verdict errors returned by the kernel, malformed messages.
-	// It runs on Serve's goroutine and must not block.
+	// VerdictTimeout, if positive, gives a packet that has waited this long
+	// without a verdict (deferred by a Serve handler, or read with
+	// ReadPacket and not answered) the verdict TimeoutVerdict, so that no
+	// packet waits forever. Packets are checked every VerdictTimeout/4, so
+	// one may wait up to 1.25×VerdictTimeout. It starts one goroutine,
+	// stopped by Close. Stats.Timeouts counts these verdicts.
+	VerdictTimeout time.Duration
+	// TimeoutVerdict is the verdict VerdictTimeout gives; the zero value is
+	// Drop. It may carry a mark and a priority, no other option.
+	TimeoutVerdict Verdict
+	// OnError, if set, is called with errors that end nothing: by Serve for
+	// overruns, verdict errors returned by the kernel, malformed messages
+	// and invalid verdicts; by the VerdictTimeout goroutine when it cannot
+	// send. It runs on those goroutines and must not block.
 	OnError func(error)
 }
 
@@ -158,6 +169,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: copy range set with CopyMeta", ErrInvalidConfig)
 	case c.BindRetry < 0:
 		return fmt.Errorf("%w: negative BindRetry", ErrInvalidConfig)
+	case c.VerdictTimeout < 0:
+		return fmt.Errorf("%w: negative VerdictTimeout", ErrInvalidConfig)
+	case c.VerdictTimeout > 0 && c.VerdictTimeout < time.Millisecond:
+		return fmt.Errorf("%w: VerdictTimeout %v under 1ms", ErrInvalidConfig, c.VerdictTimeout)
+	case c.TimeoutVerdict.check(false) != nil || !c.TimeoutVerdict.batchable():
+		return fmt.Errorf("%w: TimeoutVerdict %v: a plain verdict with at most a mark and a priority is needed", ErrInvalidConfig, c.TimeoutVerdict)
 	case c.ReadBufferSize > 1<<30:
 		return fmt.Errorf("%w: read buffer %d over 1 GiB", ErrInvalidConfig, c.ReadBufferSize)
 	}

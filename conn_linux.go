@@ -41,6 +41,8 @@ type Conn struct {
 	counter counters
 	seq     atomic.Uint32
 	now     func() int64
+	sweeper sync.WaitGroup // the VerdictTimeout goroutine
+	stop    chan struct{}  // closed by Close
 }
 
 // Open binds queue number queue (the --queue-num of the NFQUEUE rule) with
@@ -100,11 +102,16 @@ func newConn(sock *nlsock.Conn, queue uint16, c Config) (*Conn, error) {
 		rbuf:  make([]byte, recvBufSize),
 		track: newTracker(c.queueLen()),
 		now:   nanotime,
+		stop:  make(chan struct{}),
 	}
 	conn.wbufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	if err := conn.bind(); err != nil {
 		sock.Close()
 		return nil, err
+	}
+	if c.VerdictTimeout > 0 {
+		conn.sweeper.Add(1)
+		go conn.sweep()
 	}
 	return conn, nil
 }
@@ -239,6 +246,8 @@ func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		close(c.stop)
+		c.sweeper.Wait()
 		// Unbinding first makes the queue free the moment Close returns;
 		// closing the socket alone releases it too, a little later.
 		m := wire.Config{Queue: c.queue, HasCmd: true, Cmd: wire.CmdUnbind}
@@ -497,4 +506,48 @@ func hasCapNetAdmin() bool {
 		return true // cannot tell: do not claim a missing privilege
 	}
 	return parseCapEff(b)&(1<<12) != 0
+}
+
+// sweep gives TimeoutVerdict to packets that waited VerdictTimeout, until
+// Close.
+func (c *Conn) sweep() {
+	defer c.sweeper.Done()
+	t := time.NewTicker(c.cfg.VerdictTimeout / 4)
+	defer t.Stop()
+	v := c.cfg.TimeoutVerdict
+	var b []byte
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		b = b[:0]
+		n := 0
+		c.track.mu.Lock()
+		c.track.expired(c.now()-int64(c.cfg.VerdictTimeout), func(id uint32, _ uint8) {
+			b = wire.AppendVerdict(b, c.queue, id, &v.o, 0)
+			n++
+		})
+		c.track.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		if err := c.sock.Send(b); err != nil {
+			if c.closed.Load() {
+				return
+			}
+			c.report(c.sendError("verdict", 0, v, fmt.Errorf("timeout verdicts for %d packets: %w", n, err)))
+			continue
+		}
+		c.counter.timeouts.Add(uint64(n))
+		c.counter.countVerdict(v.Kind(), uint64(n))
+	}
+}
+
+// report passes an error that ends nothing to Config.OnError.
+func (c *Conn) report(err error) {
+	if f := c.cfg.OnError; f != nil {
+		f(err)
+	}
 }

@@ -66,8 +66,9 @@ func (u *udpPath) open(t *testing.T, queue uint16, cfg *nfqueue.Config) *nfqueue
 	return conn
 }
 
-// serve runs Serve in the background until the test ends.
-func serve(t *testing.T, conn *nfqueue.Conn, h nfqueue.Handler) {
+// serve runs Serve in the background until the test ends or the returned
+// function is called; that function returns when Serve has.
+func serve(t *testing.T, conn *nfqueue.Conn, h nfqueue.Handler) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -78,7 +79,9 @@ func serve(t *testing.T, conn *nfqueue.Conn, h nfqueue.Handler) {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(stop)
+	return stop
 }
 
 func TestIntegrationAcceptDrop(t *testing.T) {

@@ -103,11 +103,7 @@ type pendingVerdict struct {
 	v  Verdict
 }
 
-func (s *server) report(err error) {
-	if f := s.c.cfg.OnError; f != nil {
-		f(err)
-	}
-}
+func (s *server) report(err error) { s.c.report(err) }
 
 // verdict applies the handler's verdict v to p.
 func (s *server) verdict(p *Packet, v Verdict) {

@@ -351,3 +351,16 @@ func InNetNS(path string, fn func() error) error {
 	runtime.UnlockOSThread()
 	return ferr
 }
+
+// PinToCPU locks the calling goroutine to its OS thread and restricts that
+// thread to cpu. The caller undoes the lock with runtime.UnlockOSThread.
+func PinToCPU(cpu int) error {
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		runtime.UnlockOSThread()
+		return os.NewSyscallError("sched_setaffinity", err)
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package nfqueue
+
+func pinToCPU(int) error { return errPlatform }
