@@ -102,13 +102,19 @@ func (d *demo) evaluate(s *demoSummary, res *results, st *nfqueue.Stats, ri []ru
 	} else {
 		obs += fmt.Sprintf("; rule counters unavailable: %v", rerr)
 	}
-	s.add("offload", fmt.Sprintf("%s is marked %#x after %d packets: the rest of the connection bypasses the queue", flowNames["bulk"], offloadMark, inspectPackets), obs, ok)
+	promise := fmt.Sprintf("%s is marked %#x after %d packets: the rest of the connection bypasses the queue", flowNames["bulk"], offloadMark, inspectPackets)
+	if pl.bulkMark == 0 && pl.afterMark == 0 && pl.byFlow["bulk"] <= inspectPackets {
+		s.Checks = append(s.Checks, check{Name: "offload", Promise: promise, Status: "skip",
+			Observed: fmt.Sprintf("the workload ended before the connection sent %d packets: %s", inspectPackets+1, obs)})
+	} else {
+		s.add("offload", promise, obs, ok)
+	}
 
 	s.add("ping", "icmp is accepted: every ping is answered",
 		fmt.Sprintf("the client sent %d pings and got %d replies; the queue saw %d", res.sentPing, res.pingReplies, pl.byFlow["ping"]),
 		res.sentPing > 0 && res.pingReplies == res.sentPing)
 
-	promise := "the kernel queued exactly the packets nfq decided, and lost none"
+	promise = "the kernel queued exactly the packets nfq decided, and lost none"
 	if st.KernelErr != nil {
 		s.Kernel.Error = st.KernelErr.Error()
 		why := "unreadable"

@@ -118,10 +118,11 @@ type demo struct {
 }
 
 func (d *demo) progress(format string, args ...any) {
-	if !d.o.json {
-		fmt.Fprintf(d.e.stderr, "  "+format+"\n", args...)
+	if d.o.json {
+		d.e.log.Debug(fmt.Sprintf(format, args...))
+		return
 	}
-	d.e.log.Debug(fmt.Sprintf(format, args...))
+	fmt.Fprintf(d.e.stderr, "  "+format+"\n", args...)
 }
 
 // setup builds the sandbox: namespaces, veth, addresses, rules, queue.
@@ -370,7 +371,6 @@ func (d *demo) run(ctx context.Context) (*demoSummary, error) {
 	for i := range chunk {
 		chunk[i] = byte('a' + i%26)
 	}
-	interrupted := false
 rounds:
 	for i := 1; i <= rounds; i++ {
 		if _, err := cl.echo.Write(fmt.Appendf(nil, "ping %d", i)); err == nil {
@@ -390,7 +390,6 @@ rounds:
 		}
 		select {
 		case <-ctx.Done():
-			interrupted = true
 			break rounds
 		case <-tick.C:
 		}
@@ -399,20 +398,16 @@ rounds:
 	// moment.
 	cl.login.(*net.TCPConn).CloseWrite()
 	cl.bulk.(*net.TCPConn).CloseWrite()
+	// This also runs after Ctrl-C, so that the summary covers a finished
+	// workload; it takes a few seconds at most.
 	wait := time.After(3 * time.Second)
 	for _, ch := range []chan struct{}{res.loginDone, res.bulkDone} {
 		select {
 		case <-ch:
 		case <-wait:
-		case <-ctx.Done():
 		}
 	}
-	if !interrupted {
-		select {
-		case <-time.After(300 * time.Millisecond):
-		case <-ctx.Done():
-		}
-	}
+	time.Sleep(300 * time.Millisecond)
 
 	// Read the counters while the queue and the rules still exist.
 	sum := &demoSummary{Type: "summary", Duration: time.Since(d.start).Round(time.Millisecond).String(), Interrupted: ctx.Err() != nil}

@@ -32,14 +32,23 @@ func reexecInUserNS(ctx context.Context, e *env) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("needs root, or unprivileged user namespaces (see sysctl user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns): %w", err)
 	}
-	// Ctrl-C reaches the child too (same process group); it cleans up and
-	// exits, and we wait for it.
+	// Ctrl-C reaches the child too when it comes from a terminal (same
+	// process group); a signal sent to us alone is passed on. The child
+	// cleans up and exits, and we wait for it.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = cmd.Process.Signal(os.Interrupt)
+		case <-done:
+		}
+	}()
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		// The child printed its own reason.
 		os.Exit(ee.ExitCode())
 	}
-	_ = ctx
 	return err
 }
