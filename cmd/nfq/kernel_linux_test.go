@@ -663,6 +663,42 @@ func TestWatchMarkReachesKernel(t *testing.T) {
 	}
 }
 
+// TestWatchReplacesLeftoverRule checks that the temporary rule of a killed
+// nfq watch lets traffic through (bypass) and that the next nfq watch of
+// the same queue removes it.
+func TestWatchReplacesLeftoverRule(t *testing.T) {
+	n := newTestNS(t)
+	rx := n.udp(t, 0)
+	port := rx.LocalAddr().(*net.UDPAddr).Port
+	tx := n.udp(t, 0)
+	rule := fmt.Sprintf("udp dport %d", port)
+	p := startNfq(t, "watching queue", "watch", "-q", "12", "--netns", n.path, "--rule", rule)
+	p.cmd.Process.Kill()
+	p.wait(t, 10*time.Second)
+	if tabs := n.tables(t); len(tabs) != 1 || tabs[0] != "nfq-watch-12" {
+		t.Fatalf("tables after kill: %v", tabs)
+	}
+	if _, err := tx.WriteToUDP([]byte("bypass"), rx.LocalAddr().(*net.UDPAddr)); err != nil {
+		t.Fatal(err)
+	}
+	if got := recvAll(rx, time.Second); len(got) != 1 {
+		t.Errorf("with nobody on the queue, the bypass rule let through %q", got)
+	}
+	p = startNfq(t, "watching queue", "watch", "-q", "12", "--netns", n.path, "--rule", rule, "--count", "2")
+	if _, err := tx.WriteToUDP([]byte("seen"), rx.LocalAddr().(*net.UDPAddr)); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("status %d: %s", code, p.stderr.String())
+	}
+	if got := recvAll(rx, time.Second); len(got) != 1 || got[0] != "seen" {
+		t.Errorf("receiver got %q", got)
+	}
+	if tabs := n.tables(t); len(tabs) != 0 {
+		t.Errorf("tables left: %v", tabs)
+	}
+}
+
 func TestWatchInterrupt(t *testing.T) {
 	n := newTestNS(t)
 	p := startNfq(t, "watching queue", "watch", "-q", "8", "--netns", n.path, "--rule", "udp dport 9", "--hook", "input")

@@ -56,13 +56,21 @@ func createCapture(path string, queue uint16, filter string) (*capture, error) {
 }
 
 // write adds one packet: data as copied from the queue, origLen its length
-// on the wire, comment its metadata.
-func (c *capture) write(ts time.Time, data []byte, origLen int, comment string) error {
+// on the wire, hook the netfilter hook it was queued from (which gives the
+// direction flag), comment its metadata.
+func (c *capture) write(ts time.Time, data []byte, origLen int, hook, comment string) error {
 	if origLen < len(data) {
 		origLen = len(data)
 	}
 	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: origLen}
-	if err := c.w.WritePacketWithOptions(ci, data, pcapgo.NgPacketOptions{Comments: []string{comment}}); err != nil {
+	opts := pcapgo.NgPacketOptions{Comments: []string{comment}}
+	switch hook {
+	case "prerouting", "input":
+		opts.Flags = &pcapgo.NgEpbFlags{Direction: pcapgo.NgEpbFlagDirectionInbound}
+	case "output", "postrouting":
+		opts.Flags = &pcapgo.NgEpbFlags{Direction: pcapgo.NgEpbFlagDirectionOutbound}
+	}
+	if err := c.w.WritePacketWithOptions(ci, data, opts); err != nil {
 		return err
 	}
 	c.n++

@@ -244,10 +244,10 @@ func TestCaptureRoundTrip(t *testing.T) {
 	ts := time.Unix(1700000000, 123456789)
 	mark := uint32(7)
 	ev := packetEvent{Queue: 4, ID: 1, Hook: "input", In: "eth0", Verdict: "accept", VerdictMark: &mark}
-	if err := c.write(ts, p1, len(p1), ev.comment()); err != nil {
+	if err := c.write(ts, p1, len(p1), "input", ev.comment()); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.write(ts.Add(time.Millisecond), p2[:30], len(p2), "second comment"); err != nil {
+	if err := c.write(ts.Add(time.Millisecond), p2[:30], len(p2), "output", "second comment"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
@@ -280,11 +280,15 @@ func TestCaptureRoundTrip(t *testing.T) {
 	if len(opts.Comments) != 1 || opts.Comments[0] != want {
 		t.Errorf("comment %q, want %q", opts.Comments, want)
 	}
+	if opts.Flags == nil || opts.Flags.Direction != pcapgo.NgEpbFlagDirectionInbound {
+		t.Errorf("flags %+v, want inbound", opts.Flags)
+	}
 	data, ci, opts, err = r.ReadPacketDataWithOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(data) != 30 || ci.Length != len(p2) || len(opts.Comments) != 1 || opts.Comments[0] != "second comment" {
+	if len(data) != 30 || ci.Length != len(p2) || len(opts.Comments) != 1 || opts.Comments[0] != "second comment" ||
+		opts.Flags == nil || opts.Flags.Direction != pcapgo.NgEpbFlagDirectionOutbound {
 		t.Errorf("packet 2: %d bytes, %+v, %q", len(data), ci, opts.Comments)
 	}
 	if _, _, err := r.ReadPacketData(); err != io.EOF {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -47,7 +46,7 @@ Stop with Ctrl-C; --count stops after N packets.`,
 			fs.StringVar(&o.write, "w", "", "write the packets to this pcapng `file`")
 			fs.StringVar(&o.write, "write", "", "same as -w")
 			fs.StringVar(&o.rule, "rule", "", "install a temporary rule queueing the packets that match this nft-like `match`, e.g. 'udp dport 53'")
-			fs.StringVar(&o.hooks, "hook", "input,output", "hooks of the --rule, comma-separated: prerouting, input, forward, output, postrouting")
+			fs.StringVar(&o.hooks, "hook", "input,output", "hooks of the --rule, comma-separated: prerouting, input, forward, output, postrouting (a packet over loopback passes both output and input)")
 			fs.StringVar(&o.netns, "netns", "", "open the queue (and the --rule) in the network namespace at this `path`, e.g. /run/netns/NAME")
 			fs.UintVar(&o.copyRange, "snaplen", 0, "copy at most this many bytes of each packet (0: whole packets)")
 			fs.DurationVar(&o.bindRetry, "bind-retry", 3*time.Second, "keep trying this long if another process still holds the queue")
@@ -173,7 +172,10 @@ func runWatch(ctx context.Context, e *env, o *watchOpts) error {
 	}
 
 	if o.rule != "" {
-		tab, err := rules.Open(&rules.Config{Table: fmt.Sprintf("nfq-watch-%d", os.Getpid()), NetNSPath: o.netns, Replace: true})
+		// One table name per queue: only the process that holds the queue
+		// (bound above) touches it, and replacing it removes what a killed
+		// nfq watch of the same queue left behind.
+		tab, err := rules.Open(&rules.Config{Table: fmt.Sprintf("nfq-watch-%d", q), NetNSPath: o.netns, Replace: true})
 		if err != nil {
 			return fmt.Errorf("installing --rule: %w", err)
 		}
@@ -216,7 +218,7 @@ func runWatch(ctx context.Context, e *env, o *watchOpts) error {
 		ev.setVerdict(verdict)
 		out.line(ev.watchLine(), &ev)
 		if capf != nil {
-			if err := capf.write(ev.Time, p.Payload, p.OrigLen(), ev.comment()); err != nil {
+			if err := capf.write(ev.Time, p.Payload, p.OrigLen(), ev.Hook, ev.comment()); err != nil {
 				select {
 				case errs <- fmt.Errorf("writing %s: %w", o.write, err):
 				default:
