@@ -45,6 +45,9 @@ func newUDPPath(t *testing.T, v6 bool, queueArgs ...string) *udpPath {
 
 func (u *udpPath) send(t *testing.T, payload []byte) {
 	t.Helper()
+	// Queued datagrams hold the sender's buffer until their verdict: a
+	// burst larger than it blocks.
+	u.tx.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := u.tx.WriteTo(payload, u.dst); err != nil {
 		t.Fatalf("send: %v", err)
 	}
