@@ -134,7 +134,9 @@ type AttrSet uint64
 // Has reports whether a is in the set.
 func (s AttrSet) Has(a Attr) bool { return a < 64 && s&(1<<a) != 0 }
 
-func (s *AttrSet) add(a Attr) {
+// Add puts a in the set, e.g. to mark a hand-built Packet's fields as
+// present in tests.
+func (s *AttrSet) Add(a Attr) {
 	if a < 64 {
 		*s |= 1 << a
 	}

@@ -36,7 +36,7 @@ type Packet struct {
 	UID           uint32  // owner of the sending socket (NFQA_UID; needs Config.UIDGID)
 	GID           uint32  // group of the sending socket (NFQA_GID; needs Config.UIDGID)
 	SecCtx        []byte  // LSM security context (NFQA_SECCTX; needs Config.SecCtx)
-	Conntrack     []byte  // conntrack entry as nested CTA_* attributes (NFQA_CT; needs Config.Conntrack)
+	Conntrack     []byte  // conntrack entry as nested CTA_* attributes (NFQA_CT; needs Config.Conntrack); see DecodeConntrack
 	CtInfo        CtInfo  // conntrack state of the packet (NFQA_CT_INFO)
 	L2Header      []byte  // link-layer header, bridge family only (NFQA_L2HDR)
 	VLAN          VLAN    // VLAN tag, bridge family only (NFQA_VLAN)
@@ -190,7 +190,7 @@ func (p *Packet) unmarshal(b []byte) error {
 		if !ok {
 			return fmt.Errorf("%w: attribute %v: %d bytes", errMalformed, Attr(t), len(d))
 		}
-		p.Present.add(Attr(t))
+		p.Present.Add(Attr(t))
 	}
 	if err := a.Err(); err != nil {
 		return fmt.Errorf("%w: %v", errMalformed, err)

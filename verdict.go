@@ -133,6 +133,11 @@ func (v Verdict) WithPriority(prio uint32) Verdict {
 // payload. The kernel does not fix checksums: the new packet must carry
 // correct ones. At most MaxPayload bytes; refused for a truncated packet.
 // The slice is read when the verdict is sent, not copied before.
+//
+// The verdict also carries an (empty) NFQA_CT attribute, which makes
+// kernels built with CONFIG_NETFILTER_NETLINK_GLUE_CT fix up the sequence
+// numbers of a TCP connection whose payload changed length; on other
+// kernels a TCP payload must keep its length.
 func (v Verdict) WithPayload(payload []byte) Verdict {
 	v.o.Set |= wire.OptPayload
 	v.o.Payload = payload

@@ -87,7 +87,10 @@ func AppendVerdict(b []byte, queue uint16, id uint32, v *VerdictOpts, flags uint
 	if v.Set&OptPriority != 0 {
 		b = AppendBE32(b, AttrPriority, v.Priority)
 	}
-	if v.Set&(OptConnMark|OptLabels) != 0 {
+	// NFQA_CT carries conntrack changes; its mere presence also makes the
+	// kernel adjust TCP sequence numbers when a payload changes length, so
+	// a verdict with a payload always carries it, empty if need be.
+	if v.Set&(OptConnMark|OptLabels|OptPayload) != 0 {
 		var n int
 		b, n = BeginNest(b, AttrCT)
 		if v.Set&OptConnMark != 0 {
