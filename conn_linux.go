@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ type Conn struct {
 	closeOnce sync.Once
 	closed    atomic.Bool
 	serving   atomic.Bool
+	interrupt atomic.Bool // set when Serve's context is done
 
 	// Read side, guarded by readMu.
 	readMu  sync.Mutex
@@ -312,7 +314,28 @@ func (c *Conn) recv(flush func() error) (int, error) {
 	var n int
 	var trunc bool
 	var err error
-	if flush != nil {
+	switch {
+	case c.cfg.BusyPoll:
+		for {
+			n, trunc, err = c.sock.TryRecv(c.rbuf)
+			if err != nlsock.ErrWouldBlock {
+				break
+			}
+			if flush != nil {
+				if err := flush(); err != nil {
+					return 0, err
+				}
+				flush = nil
+			}
+			if c.closed.Load() {
+				return 0, ErrClosed
+			}
+			if c.interrupt.Load() {
+				return 0, errInterrupted
+			}
+			runtime.Gosched()
+		}
+	case flush != nil:
 		n, trunc, err = c.sock.TryRecv(c.rbuf)
 		if err == nlsock.ErrWouldBlock {
 			if err := flush(); err != nil {
@@ -320,7 +343,7 @@ func (c *Conn) recv(flush func() error) (int, error) {
 			}
 			n, trunc, err = c.sock.Recv(c.rbuf)
 		}
-	} else {
+	default:
 		n, trunc, err = c.sock.Recv(c.rbuf)
 	}
 	switch {
@@ -337,6 +360,9 @@ func (c *Conn) recv(flush func() error) (int, error) {
 	}
 	return 0, &OpError{Op: "receive", Queue: c.queue, Err: err}
 }
+
+// errInterrupted tells a busy-polling Serve that its context is done.
+var errInterrupted = errors.New("interrupted")
 
 // errSkip tells read that a message carried nothing for the caller.
 var errSkip = errors.New("skip")

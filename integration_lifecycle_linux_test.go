@@ -255,3 +255,44 @@ func TestIntegrationTCPAndICMP(t *testing.T) {
 		t.Fatalf("queued protocols %v, want tcp (6) and icmp (1)", fmt.Sprint(seen))
 	}
 }
+
+// TestIntegrationBusyPoll serves with BusyPoll: packets get their verdicts,
+// cancelling the context stops Serve, and Close stops a busy ReadPacket.
+func TestIntegrationBusyPoll(t *testing.T) {
+	u := newUDPPath(t, false, "--queue-num", "36")
+	conn := u.open(t, 36, &nfqueue.Config{BusyPoll: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- conn.Serve(ctx, func(*nfqueue.Packet) nfqueue.Verdict { return nfqueue.Accept })
+	}()
+	for i := range 10 {
+		u.send(t, []byte(fmt.Sprint(i)))
+		if _, ok := nstest.Recv(u.rx, 5*time.Second); !ok {
+			t.Fatalf("datagram %d missing", i)
+		}
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("busy Serve did not stop on cancel")
+	}
+	go func() {
+		var p nfqueue.Packet
+		errc <- conn.ReadPacket(&p)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	conn.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, nfqueue.ErrClosed) {
+			t.Fatalf("ReadPacket: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not stop a busy ReadPacket")
+	}
+}

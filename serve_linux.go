@@ -46,6 +46,7 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 	done := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		s.stop.Store(true)
+		c.interrupt.Store(true)                     // stop a busy poll
 		_ = c.sock.SetReadDeadline(time.Unix(1, 0)) // wake a blocked read
 		close(done)
 	})
@@ -53,6 +54,7 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 		if !stop() {
 			<-done
 			_ = c.sock.SetReadDeadline(time.Time{})
+			c.interrupt.Store(false)
 		}
 	}()
 
