@@ -135,12 +135,12 @@ func addRates(t, prev *statsTable) {
 
 // writeStatsText prints t as an aligned table.
 func writeStatsText(w io.Writer, t *statsTable, rates bool) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	hdr := "QUEUE\tPORTID\tPID\tPROCESS\tWAITING\tCOPY\tDROPPED(full)\tDROPPED(socket)\tQUEUED"
 	if rates {
 		hdr += "\tPKT/S\tDROP/S"
 	}
-	fmt.Fprintln(tw, hdr+"\t")
+	fmt.Fprintln(tw, hdr)
 	for _, r := range t.Queues {
 		pid, proc := "-", "-"
 		if r.PID != 0 {
@@ -158,7 +158,7 @@ func writeStatsText(w io.Writer, t *statsTable, rates bool) {
 				line += "\t-\t-"
 			}
 		}
-		fmt.Fprintln(tw, line+"\t")
+		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
 	if t.Note != "" {
