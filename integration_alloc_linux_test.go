@@ -31,6 +31,7 @@ func queueBurst(t *testing.T, u *udpPath, conn *nfqueue.Conn, n int) {
 // TestIntegrationZeroAllocPull: ReadPacket and SetVerdict (plain, with a
 // mark, and batch) allocate nothing per packet.
 func TestIntegrationZeroAllocPull(t *testing.T) {
+	skipIfRace(t)
 	const runs = 100
 	u := newUDPPath(t, false, "--queue-num", "80")
 	conn := u.open(t, 80, nil)
@@ -63,6 +64,7 @@ func TestIntegrationZeroAllocPull(t *testing.T) {
 // TestIntegrationZeroAllocServe: Serve allocates nothing per packet, with
 // and without batching.
 func TestIntegrationZeroAllocServe(t *testing.T) {
+	skipIfRace(t)
 	const n = 150
 	for _, batching := range []bool{true, false} {
 		t.Run(map[bool]string{true: "batching", false: "no-batching"}[batching], func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"time"
+	"unsafe"
 
 	"github.com/nfqueue-go/nfqueue/internal/wire"
 )
@@ -89,34 +90,53 @@ func (p *Packet) Attribute(typ uint16) ([]byte, bool) {
 }
 
 // Clone returns a deep copy of p whose slices no longer alias the receive
-// buffer, made with a single allocation.
+// buffer. It allocates twice: the Packet and one buffer for all its bytes.
 func (p *Packet) Clone() *Packet {
 	q := new(Packet)
 	*q = *p
-	buf := make([]byte, 0, len(p.attrs))
-	q.attrs, buf = cloneInto(buf, p.attrs)
-	q.Payload, buf = cloneInto(buf, p.Payload)
-	var hw []byte
-	hw, buf = cloneInto(buf, p.HwAddr)
-	q.HwAddr = hw
-	q.SecCtx, buf = cloneInto(buf, p.SecCtx)
-	q.Conntrack, buf = cloneInto(buf, p.Conntrack)
-	q.L2Header, _ = cloneInto(buf, p.L2Header)
+	// A decoded packet's slices all lie within its attributes: copy those
+	// and point into the copy. Slices set by hand are appended after.
+	fields := [...]*[]byte{&q.Payload, (*[]byte)(&q.HwAddr), &q.SecCtx, &q.Conntrack, &q.L2Header}
+	size := len(p.attrs)
+	for _, f := range fields {
+		if _, ok := offsetIn(p.attrs, *f); !ok {
+			size += len(*f)
+		}
+	}
+	if size == 0 {
+		return q
+	}
+	buf := make([]byte, len(p.attrs), size)
+	copy(buf, p.attrs)
+	if p.attrs != nil {
+		q.attrs = buf[:len(p.attrs):len(p.attrs)]
+	}
+	for _, f := range fields {
+		s := *f
+		if s == nil {
+			continue
+		}
+		if off, ok := offsetIn(p.attrs, s); ok {
+			*f = buf[off : off+len(s) : off+len(s)]
+			continue
+		}
+		n := len(buf)
+		buf = append(buf, s...)
+		*f = buf[n:len(buf):len(buf)]
+	}
 	return q
 }
 
-// cloneInto copies b to the end of buf and returns the copy. buf has room
-// for all the slices of a packet, as they all lie within its attributes.
-func cloneInto(buf, b []byte) (dup, rest []byte) {
-	if b == nil {
-		return nil, buf
+// offsetIn returns where s starts within base, if it lies within it.
+func offsetIn(base, s []byte) (int, bool) {
+	if len(base) == 0 || s == nil {
+		return 0, false
 	}
-	if cap(buf)-len(buf) < len(b) {
-		buf = make([]byte, 0, len(b))
+	off := uintptr(unsafe.Pointer(unsafe.SliceData(s))) - uintptr(unsafe.Pointer(unsafe.SliceData(base)))
+	if off > uintptr(len(base)) || uintptr(len(s)) > uintptr(len(base))-off {
+		return 0, false
 	}
-	n := len(buf)
-	buf = append(buf, b...)
-	return buf[n:len(buf):len(buf)], buf[len(buf):]
+	return int(off), true
 }
 
 // errMalformed is wrapped by every packet decoding error.
