@@ -163,7 +163,7 @@ func (s *summary) detail() string {
 				d = d[:i] + d[j:]
 			}
 		}
-		return d
+		return strings.Replace(d, "echo request", "echo", 1)
 	}
 	return ""
 }

@@ -76,7 +76,7 @@ func (pl *policy) decide(pkt []byte, truncated bool, s *summary) (v nfqueue.Verd
 	switch flow {
 	case "blocked":
 		pl.dropped++
-		return nfqueue.Drop, flow, "blocked flow"
+		return nfqueue.Drop, flow, ""
 	case "login":
 		if !truncated {
 			if out := rewritePayload(pkt, secret, masked); out != nil {

@@ -196,7 +196,7 @@ func TestDecode(t *testing.T) {
 		t.Errorf("udp6: %+v flow %q", u6, u6.flow())
 	}
 	ping := decode(ipPacket(t, false, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0), Id: 3, Seq: 9}, []byte("x")))
-	if ping.Proto != "icmp" || ping.Info != "echo request id 3 seq 9" || ping.detail() != "echo request seq 9" || ping.flow() != "10.66.0.1 > 10.66.0.2" {
+	if ping.Proto != "icmp" || ping.Info != "echo request id 3 seq 9" || ping.detail() != "echo seq 9" || ping.flow() != "10.66.0.1 > 10.66.0.2" {
 		t.Errorf("icmp: %+v", ping)
 	}
 	if s := decode(nil); s.Proto != "?" {
