@@ -84,9 +84,10 @@
 // Queues belong to a network namespace. Config.NetNS opens the socket in
 // another namespace (a path such as /run/netns/NAME); the calling thread is
 // switched for the socket call only. Statistics are read from the same
-// namespace. Inside an unprivileged user namespace NFQUEUE works, but the
-// kernel's statistics file is unreadable and SO_RCVBUFFORCE is refused:
-// Stats.KernelErr says so and the buffer falls back to SO_RCVBUF.
+// namespace. Inside an unprivileged user namespace NFQUEUE works, but
+// SO_RCVBUFFORCE is refused (the buffer falls back to SO_RCVBUF, capped by
+// net.core.rmem_max) and the kernel's statistics file may be unreadable
+// (Stats.KernelErr then matches fs.ErrPermission).
 //
 // # Kernel versions
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"syscall"
 	"testing"
@@ -294,5 +295,27 @@ func TestIntegrationBusyPoll(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not stop a busy ReadPacket")
+	}
+}
+
+// TestIntegrationUserNS runs only as a normal user inside a user namespace
+// (scripts/test does that): the queue works, and the statistics the kernel
+// hides there come back as a permission error, not a failure.
+func TestIntegrationUserNS(t *testing.T) {
+	if !nstest.InUserNS() {
+		t.Skip("runs inside a user namespace only (NFQUEUE_USERNS=1 as a normal user)")
+	}
+	u := newUDPPath(t, false, "--queue-num", "37")
+	conn := u.open(t, 37, nil)
+	serve(t, conn, func(*nfqueue.Packet) nfqueue.Verdict { return nfqueue.Accept })
+	u.send(t, []byte("unprivileged"))
+	if got, ok := nstest.Recv(u.rx, 5*time.Second); !ok || string(got) != "unprivileged" {
+		t.Fatalf("received %q (ok=%v)", got, ok)
+	}
+	// Whether the kernel shows its statistics depends on which user
+	// namespace owns the statistics file; either way Stats says so.
+	s := conn.Stats()
+	if s.Received != 1 || (s.KernelErr == nil && s.Kernel.LastID != 1) || (s.KernelErr != nil && !errors.Is(s.KernelErr, fs.ErrPermission)) {
+		t.Fatalf("received %d, kernel %+v, kernel stats error %v", s.Received, s.Kernel, s.KernelErr)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nfqueue-go/nfqueue/internal/nstest"
 )
 
 // TestMain runs the helper processes some kernel tests start (see
@@ -15,6 +17,9 @@ import (
 func TestMain(m *testing.M) {
 	if name := os.Getenv(helperEnv); name != "" {
 		os.Exit(helperMain(name))
+	}
+	if code := nstest.ReexecInUserNS(); code >= 0 {
+		os.Exit(code)
 	}
 	code := m.Run()
 	if code == 0 {

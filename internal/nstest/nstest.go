@@ -33,6 +33,41 @@ type NS struct {
 // Required reports whether kernel tests must run (NFQUEUE_INTEGRATION=1).
 func Required() bool { return os.Getenv("NFQUEUE_INTEGRATION") == "1" }
 
+// userNSEnv marks a test process that ReexecInUserNS started.
+const userNSEnv = "NFQUEUE_IN_USERNS"
+
+// InUserNS reports whether the tests run as a normal user inside a user
+// namespace (see ReexecInUserNS). There the kernel's queue statistics are
+// unreadable.
+func InUserNS() bool { return os.Getenv(userNSEnv) == "1" }
+
+// ReexecInUserNS runs the test binary again as root of a new user, network
+// and mount namespace, when a normal user asks for it with
+// NFQUEUE_USERNS=1 and the kernel allows unprivileged user namespaces. A
+// tmpfs on /run there lets New create named network namespaces. It returns
+// the child's exit code, or -1 when there is nothing to do.
+func ReexecInUserNS() int {
+	if os.Geteuid() == 0 || os.Getenv("NFQUEUE_USERNS") != "1" || InUserNS() {
+		return -1
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return -1
+	}
+	args := append([]string{"--user", "--map-root-user", "--net", "--mount", "sh", "-c",
+		`mount -t tmpfs tmpfs /run && mkdir -p /run/netns && exec "$0" "$@"`, exe}, os.Args[1:]...)
+	cmd := exec.Command("unshare", args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), userNSEnv+"=1")
+	if err := cmd.Run(); err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		return 1
+	}
+	return 0
+}
+
 // Skip skips the test with reason, or fails it when kernel tests are required.
 func Skip(t testing.TB, reason string) {
 	t.Helper()
