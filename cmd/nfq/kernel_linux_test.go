@@ -783,6 +783,33 @@ func TestWatchReplacesLeftoverRule(t *testing.T) {
 	}
 }
 
+// TestWatchStopLosesNothing checks that packets queued after --count is
+// reached still get the verdict rather than being dropped on exit.
+func TestWatchStopLosesNothing(t *testing.T) {
+	n := newTestNS(t)
+	rx := n.udp(t, 0)
+	port := rx.LocalAddr().(*net.UDPAddr).Port
+	tx := n.udp(t, 0)
+	p := startNfq(t, "watching queue", "-v", "watch", "-q", "13", "--netns", n.path, "--rule", fmt.Sprintf("udp dport %d", port), "--hook", "input", "--count", "1")
+	const total = 100
+	got := make(chan []string, 1)
+	go func() { got <- recvAll(rx, 2*time.Second) }()
+	for i := range total {
+		if _, err := tx.WriteToUDP(fmt.Appendf(nil, "%d", i), rx.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("status %d: %s", code, p.stderr.String())
+	}
+	if g := <-got; len(g) != total {
+		t.Errorf("receiver got %d of %d datagrams\n%s", len(g), total, p.stderr.String())
+	}
+	if lines := strings.Count(p.stdout.String(), "\n"); lines != 1 {
+		t.Errorf("%d lines shown, want 1", lines)
+	}
+}
+
 func TestWatchInterrupt(t *testing.T) {
 	n := newTestNS(t)
 	p := startNfq(t, "watching queue", "watch", "-q", "8", "--netns", n.path, "--rule", "udp dport 9", "--hook", "input")

@@ -171,11 +171,12 @@ func runWatch(ctx context.Context, e *env, o *watchOpts) error {
 		}()
 	}
 
+	var tab *rules.Table
 	if o.rule != "" {
 		// One table name per queue: only the process that holds the queue
 		// (bound above) touches it, and replacing it removes what a killed
 		// nfq watch of the same queue left behind.
-		tab, err := rules.Open(&rules.Config{Table: fmt.Sprintf("nfq-watch-%d", q), NetNSPath: o.netns, Replace: true})
+		tab, err = rules.Open(&rules.Config{Table: fmt.Sprintf("nfq-watch-%d", q), NetNSPath: o.netns, Replace: true})
 		if err != nil {
 			return fmt.Errorf("installing --rule: %w", err)
 		}
@@ -234,6 +235,33 @@ func runWatch(ctx context.Context, e *env, o *watchOpts) error {
 		return verdict
 	}
 	serr := conn.Serve(ctx, h)
+	// Give the packets still queued the verdict instead of letting Close
+	// drop them. With --rule, first delete the rules, so that no packet is
+	// queued anymore, and only then the table: deleting a base chain makes
+	// the kernel drop every packet waiting in the namespace's queues.
+	if tab != nil {
+		ris, err := tab.Rules()
+		for _, ri := range ris {
+			if err == nil {
+				err = tab.Delete(ri)
+			}
+		}
+		if err != nil {
+			e.log.Warn("removing the temporary rule", "table", tab.Name(), "err", err)
+		}
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	var drained int
+	_ = conn.Serve(dctx, func(*nfqueue.Packet) nfqueue.Verdict { drained++; return verdict })
+	dcancel()
+	if drained > 0 {
+		e.log.Debug("verdicts given while stopping", "packets", drained)
+	}
+	if tab != nil {
+		if err := tab.Close(); err != nil {
+			e.log.Error("removing the temporary rule", "table", tab.Name(), "err", err)
+		}
+	}
 	st := conn.Stats()
 	shown := seen.Load()
 	if o.count > 0 && shown > int64(o.count) {
