@@ -38,8 +38,9 @@ func (m CopyMode) String() string {
 // (NFQNL_MAX_COPY_RANGE): 65535 minus an attribute header.
 const MaxCopyRange = wire.MaxCopyRange
 
-// MaxPayload is the largest replacement payload a verdict can carry.
-const MaxPayload = 0xffff
+// MaxPayload is the largest replacement payload a verdict can carry: the
+// 16-bit attribute length counts its own 4-byte header.
+const MaxPayload = 0xffff - wire.AttrHdrLen
 
 // Config configures a queue. A nil *Config and the zero Config are the
 // same: whole packets are copied, GSO packets arrive unsegmented, the

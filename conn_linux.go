@@ -3,6 +3,7 @@ package nfqueue
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -153,8 +154,12 @@ func (c *Conn) bind() error {
 func (c *Conn) bindError(errno syscall.Errno, ext string) error {
 	switch errno {
 	case syscall.EPERM:
-		if busy := queueOwner(c.cfg.NetNS, c.queue); busy != nil {
-			return busy
+		// The owner is in /proc only for a real netlink socket (a socket
+		// given to NewConn may not be one).
+		if c.PortID() != 0 {
+			if busy := queueOwner(c.cfg.NetNS, c.queue); busy != nil {
+				return busy
+			}
 		}
 		if !hasCapNetAdmin() {
 			return &wrapErrno{err: ErrPermission, errno: errno, msg: ext}
@@ -266,8 +271,8 @@ func (c *Conn) Close() error {
 // ReadPacket. Give each packet a verdict with SetVerdict (from any
 // goroutine); the kernel holds it until then.
 //
-// Besides ErrClosed, which ends reading, ReadPacket returns errors that do
-// not: ErrOverrun (packets were lost), ErrMalformed, and verdict errors the
+// Besides ErrClosed and io.EOF (the peer of a NewConn socket went away),
+// which end reading, ReadPacket returns errors that do not: ErrOverrun (packets were lost), ErrMalformed, and verdict errors the
 // kernel sent back (an *OpError with the packet id and verdict). Keep
 // reading after those.
 func (c *Conn) ReadPacket(p *Packet) error {
@@ -347,6 +352,10 @@ func (c *Conn) recv(flush func() error) (int, error) {
 		n, trunc, err = c.sock.Recv(c.rbuf)
 	}
 	switch {
+	case err == nil && n == 0 && !trunc:
+		// Netlink never sends an empty datagram; a socket given to
+		// NewConn does when its peer has gone.
+		return 0, &OpError{Op: "receive", Queue: c.queue, Err: io.EOF}
 	case err == nil && trunc:
 		c.counter.malformed.Add(1)
 		return 0, &OpError{Op: "receive", Queue: c.queue, Err: fmt.Errorf("%w: message over %d bytes", ErrMalformed, len(c.rbuf))}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -15,7 +16,8 @@ const maxPending = 128
 
 // Serve reads packets and gives each the verdict h returns, until the Conn
 // is closed (then it returns nil) or ctx is done (then it returns
-// ctx.Err() and the Conn stays open). Errors that do not end it (overruns,
+// ctx.Err() and the Conn stays open), or the peer of a NewConn socket goes
+// away (io.EOF). Errors that do not end it (overruns,
 // verdict errors from the kernel, malformed messages, invalid verdicts from
 // h) go to Config.OnError and are counted in Stats. A packet whose verdict
 // h got wrong is dropped.
@@ -68,6 +70,9 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 		if err != nil {
 			if errors.Is(err, ErrClosed) {
 				return nil
+			}
+			if errors.Is(err, io.EOF) {
+				return err
 			}
 			if s.stop.Load() {
 				break

@@ -180,6 +180,19 @@ func (v Verdict) Priority() (uint32, bool) { return v.o.Priority, v.o.Set&wire.O
 // Payload returns the payload set by WithPayload.
 func (v Verdict) Payload() ([]byte, bool) { return v.o.Payload, v.o.Set&wire.OptPayload != 0 }
 
+// CtLabels returns the labels and mask set by WithCtLabels.
+func (v Verdict) CtLabels() (labels, mask [16]byte, ok bool) {
+	return v.o.Labels, v.o.LabelsMask, v.o.Set&wire.OptLabels != 0
+}
+
+// VLAN returns the tag set by WithVLAN.
+func (v Verdict) VLAN() (VLAN, bool) {
+	return VLAN{Proto: v.o.VLANProto, TCI: v.o.VLANTCI}, v.o.Set&wire.OptVLAN != 0
+}
+
+// L2Header returns the header set by WithL2Header.
+func (v Verdict) L2Header() ([]byte, bool) { return v.o.L2Hdr, v.o.Set&wire.OptL2Hdr != 0 }
+
 // batchable reports whether the verdict can be sent in a VERDICT_BATCH.
 func (v *Verdict) batchable() bool { return v.o.Set&^wire.BatchOpts == 0 }
 
