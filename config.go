@@ -91,7 +91,8 @@ type Config struct {
 	// counted by this package too.
 	NoENOBUFS bool
 	// NetNS is the path of a network namespace to open the queue in, such
-	// as /run/netns/NAME or /proc/PID/ns/net. Empty means the caller's.
+	// as /run/netns/NAME, /proc/PID/ns/net, or /proc/self/fd/N for a
+	// namespace held by a file descriptor. Empty means the caller's.
 	NetNS string
 	// BindRetry keeps retrying a bind refused because another socket owns
 	// the queue, for up to this long. A restarted consumer needs this: the

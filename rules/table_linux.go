@@ -367,6 +367,11 @@ func (t *Table) Delete(ri RuleInfo) error {
 // Close deletes the package's table with all its chains and rules, and
 // releases the netlink socket. A table that someone else deleted already
 // is not an error. Close is idempotent; later calls return nil.
+//
+// Deleting a base chain unregisters its hook, and the kernel then drops
+// every packet waiting in any queue of the network namespace, other
+// programs' included. To lose nothing, delete the queue rules first
+// (Delete), give the packets still queued their verdicts, then Close.
 func (t *Table) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
