@@ -214,13 +214,27 @@ func TestIntegrationTCPAndICMP(t *testing.T) {
 	})
 
 	l := ns.Listen("tcp4", "127.0.0.1:0")
+	accepted := make(chan net.Conn, 1)
+	echoed := make(chan struct{})
 	go func() {
+		defer close(echoed)
 		c, err := l.Accept()
 		if err != nil {
 			return
 		}
-		defer c.Close()
+		accepted <- c
 		io.Copy(c, c)
+	}()
+	// The connection's FIN may not pass a queue that is already closed:
+	// close the server's end too.
+	defer func() {
+		select {
+		case c := <-accepted:
+			c.Close()
+		default:
+		}
+		l.Close()
+		<-echoed
 	}()
 	c := ns.Dial("tcp4", l.Addr().String())
 	msg := []byte("through the queue and back")

@@ -40,19 +40,23 @@ func (t *tracker) add(id uint32, flags uint8, at int64) {
 	if 2*(t.n+1) > len(t.slots) {
 		t.grow()
 	}
-	t.insert(slot{id: id, flags: flags | slotUsed, at: at})
-	t.n++
+	if t.insert(slot{id: id, flags: flags | slotUsed, at: at}) {
+		t.n++
+	}
 	if !t.any || int32(id-t.last) > 0 {
 		t.last, t.any = id, true
 	}
 }
 
-func (t *tracker) insert(s slot) {
+// insert stores s, replacing an entry with the same id; it reports whether
+// the id is new.
+func (t *tracker) insert(s slot) bool {
 	mask := uint32(len(t.slots) - 1)
 	for i := s.id & mask; ; i = (i + 1) & mask {
 		if t.slots[i].flags&slotUsed == 0 || t.slots[i].id == s.id {
+			added := t.slots[i].flags&slotUsed == 0
 			t.slots[i] = s
-			return
+			return added
 		}
 	}
 }

@@ -235,9 +235,9 @@ func (v Verdict) String() string {
 	if n, ok := v.QueueNum(); ok {
 		b.WriteString(" ")
 		b.WriteString(strconv.Itoa(int(n)))
-		if v.Bypass() {
-			b.WriteString(" bypass")
-		}
+	}
+	if k != KindDefer && v.o.Code&wire.VerdictFlagBypass != 0 {
+		b.WriteString(" bypass")
 	}
 	if m, ok := v.Mark(); ok {
 		fmt.Fprintf(&b, " mark=%#x", m)

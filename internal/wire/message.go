@@ -84,7 +84,7 @@ func (it *Messages) Next(m *Message) bool {
 		return false
 	}
 	m.Header = h
-	m.Payload = it.b[HeaderLen:h.Len]
+	m.Payload = it.b[HeaderLen:h.Len:h.Len]
 	next := align4(int(h.Len))
 	if next >= len(it.b) {
 		it.b = it.b[len(it.b):]
