@@ -43,7 +43,6 @@ type Conn struct {
 	wbufs   sync.Pool // *[]byte verdict buffers for SetVerdict
 	counter counters
 	seq     atomic.Uint32
-	now     func() int64
 	sweeper sync.WaitGroup // the VerdictTimeout goroutine
 	stop    chan struct{}  // closed by Close
 }
@@ -104,7 +103,6 @@ func newConn(sock *nlsock.Conn, queue uint16, c Config) (*Conn, error) {
 		sock:  sock,
 		rbuf:  make([]byte, recvBufSize),
 		track: newTracker(c.queueLen()),
-		now:   nanotime,
 		stop:  make(chan struct{}),
 	}
 	conn.wbufs.New = func() any { b := make([]byte, 0, 256); return &b }
@@ -123,6 +121,15 @@ var clockBase = time.Now()
 
 // nanotime returns monotonic nanoseconds.
 func nanotime() int64 { return int64(time.Since(clockBase)) }
+
+// deliveredAt returns the time to record for a packet being delivered: only
+// VerdictTimeout needs it.
+func (c *Conn) deliveredAt() int64 {
+	if c.cfg.VerdictTimeout > 0 {
+		return nanotime()
+	}
+	return 0
+}
 
 // bind sends the CONFIG request, retrying a busy queue for cfg.BindRetry.
 func (c *Conn) bind() error {
@@ -392,7 +399,7 @@ func (c *Conn) handleMsg(m *wire.Message, p *Packet) error {
 			c.counter.truncated.Add(1)
 		}
 		c.track.mu.Lock()
-		c.track.add(p.ID, flags, c.now())
+		c.track.add(p.ID, flags, c.deliveredAt())
 		c.track.mu.Unlock()
 		c.counter.received.Add(1)
 		return nil
@@ -483,7 +490,7 @@ func (c *Conn) take(id uint32, v *Verdict) error {
 	}
 	if flags&slotTruncated != 0 && v.o.Set&wire.OptPayload != 0 {
 		// Keep the packet: the caller may still give a valid verdict.
-		c.track.add(id, flags, c.now())
+		c.track.add(id, flags, c.deliveredAt())
 		c.track.mu.Unlock()
 		return &OpError{Op: "verdict", Queue: c.queue, ID: id, Verdict: *v, Err: v.check(true)}
 	}
@@ -560,7 +567,7 @@ func (c *Conn) sweep() {
 		b = b[:0]
 		n := 0
 		c.track.mu.Lock()
-		c.track.expired(c.now()-int64(c.cfg.VerdictTimeout), func(id uint32, _ uint8) {
+		c.track.expired(nanotime()-int64(c.cfg.VerdictTimeout), func(id uint32, _ uint8) {
 			b = wire.AppendVerdict(b, c.queue, id, &v.o, 0)
 			n++
 		})
