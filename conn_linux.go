@@ -147,11 +147,11 @@ func (c *Conn) bind() error {
 			// The kernel loaded a module the flags need; ask again.
 			eagain++
 			continue
-		case errno == syscall.EPERM && time.Now().Before(deadline):
-			if busy := queueOwner(c.cfg.NetNS, c.queue); busy != nil || hasCapNetAdmin() {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
+		case errno == syscall.EPERM && time.Now().Before(deadline) && hasCapNetAdmin():
+			// With the privilege, EPERM means another socket owns the
+			// queue; a killed owner releases it shortly.
+			time.Sleep(5 * time.Millisecond)
+			continue
 		}
 		return &OpError{Op: "bind", Queue: c.queue, Err: c.bindError(errno, ext)}
 	}
