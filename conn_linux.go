@@ -279,9 +279,10 @@ func (c *Conn) Close() error {
 // goroutine); the kernel holds it until then.
 //
 // Besides ErrClosed and io.EOF (the peer of a NewConn socket went away),
-// which end reading, ReadPacket returns errors that do not: ErrOverrun (packets were lost), ErrMalformed, and verdict errors the
-// kernel sent back (an *OpError with the packet id and verdict). Keep
-// reading after those.
+// which end reading, ReadPacket returns errors that do not: ErrOverrun
+// (packets were lost), ErrMalformed, and verdict errors the kernel sent
+// back (an *OpError with the packet id and verdict). Keep reading after
+// those.
 func (c *Conn) ReadPacket(p *Packet) error {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
