@@ -55,6 +55,7 @@ var allConsumers = []*consumer{
 	{key: "ours-serve", label: "ours: Serve, default Config", bin: "ours", args: []string{"-mode", "serve"}},
 	{key: "ours-serve-nobatch", label: "ours: Serve, DisableBatching", bin: "ours", args: []string{"-mode", "serve-nobatch"}},
 	{key: "ours-pull", label: "ours: ReadPacket + SetVerdict", bin: "ours", args: []string{"-mode", "pull"}},
+	{key: "ours-busypoll", label: "ours: Serve, BusyPoll", bin: "ours", args: []string{"-mode", "serve-busypoll"}, busy: true},
 	{key: "nfqueue-go", label: "nfqueue-go (cgo over libnetfilter_queue)", bin: "nfqueuego", env: []string{"GODEBUG=cgocheck=0"}},
 	{key: "go-nfqueue", label: "go-nfqueue v2.1.0 (mdlayher/netlink)", bin: "gonfqueue"},
 }
@@ -655,7 +656,12 @@ func (b *bench) pingpong(ctx context.Context, port, consumer int) (*latResult, e
 		return nil, ctx.Err()
 	}
 	if ch.err != nil {
-		return nil, fmt.Errorf("%v: %s", ch.err, ch.stderr)
+		q, ok, _ := b.ns.queueStats(uint32(b.o.queue))
+		state := "queue not bound"
+		if ok {
+			state = fmt.Sprintf("queue: %d waiting, last id %d, port id %d", q.Total, q.IDSeq, q.PortID)
+		}
+		return nil, fmt.Errorf("%v: %s (%s)", ch.err, ch.stderr, state)
 	}
 	var l latResult
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &l); err != nil {
@@ -737,6 +743,17 @@ func (b *bench) runConsumer(ctx context.Context, round int, c *consumer) (rec re
 			ch.stop(b.o.stopWait)
 		}
 	}()
+	fail = func(err error) record {
+		// Stop the consumer first so that what it prints on exit is
+		// part of the record.
+		stopped = true
+		ch.stop(b.o.stopWait)
+		rec.Err = err.Error()
+		if out := ch.stderr.String(); out != "" {
+			rec.Err += " [consumer: " + strings.ReplaceAll(out, "\n", " / ") + "]"
+		}
+		return rec
+	}
 	if _, _, err := b.waitQueue(ctx, b.o.readyWait, ch, func(q queueLine, ok bool) bool {
 		return ok && q.CopyMode == 2 && q.PortID != 0
 	}); err != nil {

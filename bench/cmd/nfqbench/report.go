@@ -133,6 +133,7 @@ func median(v []float64) float64 {
 // summary holds the medians of one consumer over the rounds.
 type summary struct {
 	key, label               string
+	busyPoll                 bool
 	rounds                   int
 	rate, sent               float64
 	user, sys, busy, softirq float64
@@ -172,7 +173,7 @@ func (b *bench) summarize() (base summary, rows []summary) {
 		hasTput: len(bSent) > 0, hasLat: len(bP50) > 0}
 
 	for _, c := range b.consumers {
-		s := summary{key: c.key, label: c.label, rateMin: math.Inf(1)}
+		s := summary{key: c.key, label: c.label, busyPoll: c.busy, rateMin: math.Inf(1)}
 		var rate, sent, user, sys, busy, softirq, kworker, gen, other, latOther, p50, p99, aP50, aP99 []float64
 		for _, r := range b.records {
 			if r.Consumer != c.key {
@@ -347,15 +348,17 @@ func (b *bench) report(w io.Writer) {
 
 	if !o.noLatency && base.hasLat {
 		p("### Added round-trip latency (ping-pong, %d round trips per consumer and round, %v between them)\n\n", o.latN, o.latGap)
-		p("| consumer | RTT p50 µs | RTT p99 µs | added p50 µs | added p99 µs | added p99 vs C classic |\n")
-		p("|---|---:|---:|---:|---:|---:|\n")
-		p("| no queue | %s | %s | — | — | — |\n", us(base.p50), us(base.p99))
+		busyRef, okBusy := find(rows, refBusy)
+		p("| consumer | RTT p50 µs | RTT p99 µs | added p50 µs | added p99 µs | added p99 vs C classic | RTT p50 vs C busy-poll |\n")
+		p("|---|---:|---:|---:|---:|---:|---:|\n")
+		p("| no queue | %s | %s | — | — | — | — |\n", us(base.p50), us(base.p99))
 		for _, r := range rows {
 			if !r.hasLat {
 				continue
 			}
-			p("| %s | %s | %s | %s | %s | %s |\n", r.label, us(r.p50), us(r.p99), us(r.addP50), us(r.addP99),
-				ratio(r.addP99, classic.addP99, okC && classic.hasLat))
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", r.label, us(r.p50), us(r.p99), us(r.addP50), us(r.addP99),
+				ratio(r.addP99, classic.addP99, okC && classic.hasLat),
+				ratio(r.p50, busyRef.p50, r.busyPoll && okBusy && busyRef.hasLat))
 		}
 		p("\n")
 	}

@@ -187,6 +187,7 @@ func pingpong(args []string) error {
 	size := fs.Int("size", 64, "UDP payload bytes")
 	timeout := fs.Duration("timeout", time.Second, "per-receive timeout; a timeout counts as lost")
 	gap := fs.Duration("gap", 0, "pause between round trips")
+	maxLost := fs.Int("max-lost", 10, "give up after this many lost round trips")
 	fs.Parse(args)
 	dst, err := loopbackAddr(*addr)
 	if err != nil {
@@ -225,6 +226,9 @@ func pingpong(args []string) error {
 	rtts := make([]int64, 0, *n)
 	var lost, stale uint64
 	for i := 0; i < *warmup+*n; i++ {
+		if lost >= uint64(*maxLost) {
+			return fmt.Errorf("%d round trips lost (after %d sent); giving up", lost, i)
+		}
 		if *gap > 0 {
 			time.Sleep(*gap)
 		}

@@ -5,8 +5,9 @@
 //	serve          Conn.Serve with the default Config (verdicts batched)
 //	serve-nobatch  Conn.Serve with Config.DisableBatching (one sendmsg per verdict)
 //	pull           ReadPacket + SetVerdict in a loop, one verdict per packet
+//	serve-busypoll Conn.Serve with Config.BusyPoll (never sleeps; spends a CPU)
 //
-// usage: ours [-mode serve|serve-nobatch|pull] QUEUE_NUM
+// usage: ours [-mode serve|serve-nobatch|pull|serve-busypoll] QUEUE_NUM
 //
 // It exits cleanly on SIGINT or SIGTERM and then prints its counters.
 package main
@@ -25,10 +26,10 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "serve", "serve, serve-nobatch or pull")
+	mode := flag.String("mode", "serve", "serve, serve-nobatch, pull or serve-busypoll")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: ours [-mode serve|serve-nobatch|pull] QUEUE_NUM")
+		fmt.Fprintln(os.Stderr, "usage: ours [-mode serve|serve-nobatch|pull|serve-busypoll] QUEUE_NUM")
 		os.Exit(2)
 	}
 	num, err := strconv.ParseUint(flag.Arg(0), 10, 16)
@@ -44,6 +45,8 @@ func main() {
 		cfg = &nfqueue.Config{OnError: func(error) { serveErrs++ }}
 	case "serve-nobatch":
 		cfg = &nfqueue.Config{DisableBatching: true, OnError: func(error) { serveErrs++ }}
+	case "serve-busypoll":
+		cfg = &nfqueue.Config{BusyPoll: true, OnError: func(error) { serveErrs++ }}
 	case "pull":
 		cfg = nil
 	default:
@@ -60,7 +63,7 @@ func main() {
 	defer stop()
 
 	switch *mode {
-	case "serve", "serve-nobatch":
+	case "serve", "serve-nobatch", "serve-busypoll":
 		err = conn.Serve(ctx, func(*nfqueue.Packet) nfqueue.Verdict { return nfqueue.Accept })
 		if errors.Is(err, context.Canceled) {
 			err = nil
