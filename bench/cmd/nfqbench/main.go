@@ -67,33 +67,34 @@ const (
 )
 
 type options struct {
-	dir       string
-	rounds    int
-	seconds   float64
-	size      int
-	queue     int
-	port      int
-	genCPU    int
-	consCPU   int
-	consumers string
-	genSndbuf int
-	latN      int
-	latGap    time.Duration
-	noLatency bool
-	noInstall bool
-	noBuild   bool
-	out       string
-	jsonOut   string
-	timeout   time.Duration
-	drainWait time.Duration
-	readyWait time.Duration
-	stopWait  time.Duration
-	settle    time.Duration
-	listOnly  bool
-	quietWait time.Duration
-	quietMax  float64
-	noiseMax  float64
-	retries   int
+	dir        string
+	rounds     int
+	seconds    float64
+	size       int
+	queue      int
+	port       int
+	genCPU     int
+	consCPU    int
+	consumers  string
+	genSndbuf  int
+	latN       int
+	latGap     time.Duration
+	noLatency  bool
+	noInstall  bool
+	noBuild    bool
+	out        string
+	jsonOut    string
+	timeout    time.Duration
+	drainWait  time.Duration
+	readyWait  time.Duration
+	stopWait   time.Duration
+	settle     time.Duration
+	listOnly   bool
+	quietWait  time.Duration
+	quietMax   float64
+	noiseMax   float64
+	retries    int
+	noSyscalls bool
 }
 
 func main() { os.Exit(realMain()) }
@@ -122,6 +123,7 @@ func realMain() int {
 	flag.DurationVar(&o.quietWait, "quiet-wait", 20*time.Second, "before each measurement, wait up to this long for the two CPUs to be idle")
 	flag.Float64Var(&o.quietMax, "quiet-max", 0.10, "busy fraction under which a CPU counts as idle for -quiet-wait")
 	flag.Float64Var(&o.noiseMax, "noise-max", 0.10, "fraction of a benchmark CPU other programs may take during a measurement before it is repeated and flagged")
+	flag.BoolVar(&o.noSyscalls, "no-syscalls", false, "do not count system calls per packet (an extra 1 s flood per consumer and round, under perf stat)")
 	flag.IntVar(&o.retries, "retries", 2, "times a measurement disturbed by other programs is repeated")
 	flag.Parse()
 	o.drainWait = 3 * time.Second
@@ -233,6 +235,7 @@ func logf(format string, args ...any) {
 
 type bench struct {
 	o         options
+	perf      string // path of perf(1), empty when syscalls are not counted
 	consumers []*consumer
 	ns        *netns
 	bin       string
@@ -269,6 +272,17 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		if c.buildErr != nil {
 			logf("consumer %s is not available: %v", c.key, firstLine(c.buildErr.Error()))
+		}
+	}
+
+	if !b.o.noSyscalls {
+		if p, err := lookPath("perf"); err == nil {
+			if _, err := run(ctx, 20*time.Second, p, "stat", "-x,", "-e", "raw_syscalls:sys_enter", "true"); err == nil {
+				b.perf = p
+			}
+		}
+		if b.perf == "" {
+			logf("perf with the raw_syscalls tracepoints is not available: syscalls per packet are not counted")
 		}
 	}
 
@@ -369,6 +383,13 @@ func ensurePackages(ctx context.Context) error {
 	}
 	if _, err := os.Stat("/usr/include/linux/netfilter/nfnetlink_queue.h"); err != nil {
 		missing = true
+	}
+	if _, err := lookPath("perf"); err != nil {
+		// Optional: without it, syscalls per packet are not counted.
+		logf("installing linux-perf with apt-get (optional)")
+		if _, err := run(ctx, 10*time.Minute, "apt-get", "install", "-y", "--no-install-recommends", "linux-perf"); err != nil {
+			logf("linux-perf not installed: %v", firstLine(err.Error()))
+		}
 	}
 	if !missing {
 		return nil
@@ -769,6 +790,13 @@ func (b *bench) runConsumer(ctx context.Context, round int, c *consumer) (rec re
 			return fail(err)
 		}
 		rec.Tput = t
+		if b.perf != "" {
+			n, err := b.syscallsPerPacket(ctx, ch)
+			if err != nil {
+				return fail(fmt.Errorf("counting syscalls: %w", err))
+			}
+			t.SyscallsPerPkt = n
+		}
 	}
 	if !b.o.noLatency {
 		time.Sleep(b.o.settle)
@@ -852,4 +880,64 @@ func (b *bench) throughput(ctx context.Context, ch *child) (*tputResult, error) 
 	ids := uint64(last.IDSeq - first.q.IDSeq)
 	t.Unaccounted = int64(ids) - int64(last.UserDropped-first.q.UserDropped) - int64(acc1-acc0) - int64(last.Total)
 	return t, nil
+}
+
+// syscallsPerPacket floods the consumer for one second more while perf
+// counts the system calls of its threads (the raw_syscalls:sys_enter
+// tracepoint), and returns the count divided by the packets verdicted. It is
+// a separate flood because the tracepoint slows every system call down.
+func (b *bench) syscallsPerPacket(ctx context.Context, ch *child) (float64, error) {
+	s0, err := b.snap(0)
+	if err != nil {
+		return 0, err
+	}
+	perf, err := startChild("perf", []string{b.perf, "stat", "-x,", "-e", "raw_syscalls:sys_enter",
+		"-p", strconv.Itoa(ch.pid())}, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer perf.stop(time.Second)
+	time.Sleep(300 * time.Millisecond) // let perf attach
+	if perf.exited() {
+		return 0, fmt.Errorf("perf: %v: %s", perf.err, perf.stderr)
+	}
+	saved := b.o.seconds
+	b.o.seconds = 1
+	_, _, _, _, err = b.flood(ctx, b.floodPort(), nil)
+	b.o.seconds = saved
+	if err != nil {
+		return 0, err
+	}
+	if _, _, err := b.waitQueue(ctx, b.o.drainWait, ch, func(q queueLine, ok bool) bool { return ok && q.Total == 0 }); err != nil {
+		return 0, err
+	}
+	perf.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-perf.done:
+	case <-time.After(5 * time.Second):
+		return 0, errors.New("perf did not stop")
+	}
+	s1, err := b.snap(0)
+	if err != nil {
+		return 0, err
+	}
+	var count float64 = -1
+	for _, line := range strings.Split(perf.stderr.String(), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) >= 3 && strings.Contains(line, "raw_syscalls:sys_enter") {
+			count, err = strconv.ParseFloat(f[0], 64)
+			if err != nil {
+				return 0, fmt.Errorf("perf output %q", line)
+			}
+		}
+	}
+	if count < 0 {
+		return 0, fmt.Errorf("no count in perf output %q", perf.stderr)
+	}
+	verdicted := func(s snapshot) uint32 { return s.q.IDSeq - s.q.Total - s.q.UserDropped }
+	n := float64(verdicted(s1) - verdicted(s0))
+	if n == 0 {
+		return 0, errors.New("no packet verdicted")
+	}
+	return count / n, nil
 }

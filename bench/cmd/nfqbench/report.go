@@ -40,6 +40,9 @@ type tputResult struct {
 	OtherLoad     float64 `json:"other_load"`
 	OtherLoadGen  float64 `json:"other_load_gen_cpu"`
 	OtherLoadCons float64 `json:"other_load_consumer_cpu"`
+	// SyscallsPerPkt is the consumer's system calls per packet verdicted,
+	// counted in a separate flood; 0 when not counted.
+	SyscallsPerPkt float64 `json:"syscalls_per_pkt,omitempty"`
 	// Drops is queue_dropped + queue_user_dropped over the round.
 	Drops uint64 `json:"drops"`
 	// Left is queue_total after the drain wait: packets never verdicted.
@@ -93,6 +96,9 @@ func (r record) summary() string {
 		} else {
 			fmt.Fprintf(&b, " %s/s verdicted (sent %s/s), %.0f ns/pkt (u %.0f s %.0f), cpu busy %.0f (si %.0f kw %.0f), gen %.0f ns/pkt, drops %d, left %d, other load %.0f%%",
 				kilo(t.Rate), kilo(t.Sent), t.UserNs+t.SysNs, t.UserNs, t.SysNs, t.CPUBusyNs, t.CPUSoftIRQNs, t.KworkerNs, t.GenNs, t.Drops, t.Left, t.OtherLoad*100)
+			if t.SyscallsPerPkt > 0 {
+				fmt.Fprintf(&b, ", %.2f syscalls/pkt", t.SyscallsPerPkt)
+			}
 			if t.Unaccounted != 0 {
 				fmt.Fprintf(&b, ", unaccounted %d", t.Unaccounted)
 			}
@@ -138,6 +144,7 @@ type summary struct {
 	rate, sent               float64
 	user, sys, busy, softirq float64
 	gen, otherLoad, kworker  float64
+	syscalls                 float64
 	latOtherLoad             float64
 	noisy                    int
 	drops                    uint64
@@ -174,7 +181,7 @@ func (b *bench) summarize() (base summary, rows []summary) {
 
 	for _, c := range b.consumers {
 		s := summary{key: c.key, label: c.label, busyPoll: c.busy, rateMin: math.Inf(1)}
-		var rate, sent, user, sys, busy, softirq, kworker, gen, other, latOther, p50, p99, aP50, aP99 []float64
+		var rate, sent, user, sys, busy, softirq, kworker, syscalls, gen, other, latOther, p50, p99, aP50, aP99 []float64
 		for _, r := range b.records {
 			if r.Consumer != c.key {
 				continue
@@ -197,6 +204,9 @@ func (b *bench) summarize() (base summary, rows []summary) {
 				busy = append(busy, t.CPUBusyNs)
 				softirq = append(softirq, t.CPUSoftIRQNs)
 				kworker = append(kworker, t.KworkerNs)
+				if t.SyscallsPerPkt > 0 {
+					syscalls = append(syscalls, t.SyscallsPerPkt)
+				}
 				gen = append(gen, t.GenNs)
 				other = append(other, t.OtherLoad)
 				if t.OtherLoad > b.o.noiseMax {
@@ -233,6 +243,7 @@ func (b *bench) summarize() (base summary, rows []summary) {
 		s.user, s.sys, s.busy = median(user), median(sys), median(busy)
 		s.softirq, s.gen, s.otherLoad = median(softirq), median(gen), median(other)
 		s.kworker = median(kworker)
+		s.syscalls = median(syscalls)
 		s.latOtherLoad = median(latOther)
 		s.p50, s.p99, s.addP50, s.addP99 = median(p50), median(p99), median(aP50), median(aP99)
 		rows = append(rows, s)
@@ -283,6 +294,13 @@ func num(v float64) string {
 	return string(out)
 }
 
+func dec2(v float64) string {
+	if math.IsNaN(v) {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
 func pct(v float64) string {
 	if math.IsNaN(v) {
 		return "—"
@@ -328,21 +346,21 @@ func (b *bench) report(w io.Writer) {
 	p("- Command: `./run.sh %s` (or `go run ./cmd/nfqbench` with the same flags)\n\n", strings.Join(os.Args[1:], " "))
 
 	p("### Throughput\n\n")
-	p("| consumer | verdicted pkt/s | vs C classic | vs C batch | generator sent pkt/s | consumer CPU ns/pkt (user/sys) | CPU vs C batch | CPU %d busy ns/pkt (softirq/kworker) | generator CPU ns/pkt | kernel drops | left without verdict |\n", o.consCPU)
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| consumer | verdicted pkt/s | vs C classic | vs C batch | generator sent pkt/s | consumer CPU ns/pkt (user/sys) | CPU vs C batch | CPU %d busy ns/pkt (softirq/kworker) | syscalls/pkt | generator CPU ns/pkt | kernel drops | left without verdict |\n", o.consCPU)
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	if base.hasTput {
-		p("| no NFQUEUE rule (generator alone) | — | — | — | %s | — | — | — | — | — | — |\n", num(base.sent))
+		p("| no NFQUEUE rule (generator alone) | — | — | — | %s | — | — | — | — | — | — | — |\n", num(base.sent))
 	}
 	for _, r := range rows {
 		if !r.hasTput {
 			continue
 		}
 		cpu := r.user + r.sys
-		p("| %s | %s | %s | %s | %s | %s (%s/%s) | %s | %s (%s/%s) | %s | %s | %d |\n",
+		p("| %s | %s | %s | %s | %s | %s (%s/%s) | %s | %s (%s/%s) | %s | %s | %s | %d |\n",
 			r.label, num(r.rate), ratio(r.rate, classic.rate, okC && classic.hasTput),
 			ratio(r.rate, batch.rate, okB && batch.hasTput), num(r.sent),
 			num(cpu), num(r.user), num(r.sys), ratio(cpu, batch.user+batch.sys, okB && batch.hasTput),
-			num(r.busy), num(r.softirq), num(r.kworker), num(r.gen), num(float64(r.drops)), r.left)
+			num(r.busy), num(r.softirq), num(r.kworker), dec2(r.syscalls), num(r.gen), num(float64(r.drops)), r.left)
 	}
 	p("\n")
 
