@@ -34,8 +34,8 @@ type Options struct {
 	NoENOBUFS bool
 }
 
-// Conn is a netlink socket. Recv and TryRecv must be called by one
-// goroutine at a time; Send may be called from any number of goroutines,
+// Conn is a netlink socket. Recv and a Batch's receives must be called by
+// one goroutine at a time; Send may be called from any number of goroutines,
 // concurrently with a blocked Recv.
 type Conn struct {
 	f      *os.File
@@ -49,7 +49,6 @@ type Conn struct {
 	rn     int
 	rerr   error
 	recvFn func(fd uintptr) bool
-	tryFn  func(fd uintptr)
 
 	senders sync.Pool // of *sender
 }
@@ -158,7 +157,6 @@ func wrap(fd int, port uint32) (*Conn, error) {
 	c.msg.Iov = &c.iov
 	c.msg.Iovlen = 1
 	c.recvFn = c.recv
-	c.tryFn = func(fd uintptr) { c.recv(fd) }
 	c.senders.New = func() any {
 		s := &sender{}
 		s.fn = s.write
@@ -204,20 +202,7 @@ func (c *Conn) Recv(b []byte) (n int, trunc bool, err error) {
 	return c.result(len(b))
 }
 
-// TryRecv is Recv without blocking: it returns an error matching
-// ErrWouldBlock when no datagram is waiting.
-func (c *Conn) TryRecv(b []byte) (n int, trunc bool, err error) {
-	c.prepare(b)
-	if err := c.rc.Control(c.tryFn); err != nil {
-		return 0, false, c.closedErr(err)
-	}
-	if c.rerr == unix.EAGAIN {
-		return 0, false, ErrWouldBlock
-	}
-	return c.result(len(b))
-}
-
-// ErrWouldBlock is returned by TryRecv when nothing is waiting.
+// ErrWouldBlock is returned by Batch.TryRecv when nothing is waiting.
 var ErrWouldBlock = errors.New("nlsock: no datagram waiting")
 
 func (c *Conn) prepare(b []byte) {
@@ -363,4 +348,95 @@ func PinToCPU(cpu int) error {
 		return os.NewSyscallError("sched_setaffinity", err)
 	}
 	return nil
+}
+
+// mmsghdr is struct mmsghdr; Go pads it to the alignment of unix.Msghdr,
+// as C does.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// Batch receives up to len(bufs) datagrams with one recvmmsg call. It is
+// used by the socket's single reader.
+type Batch struct {
+	c      *Conn
+	hdrs   []mmsghdr
+	iovs   []unix.Iovec
+	n      int
+	err    error
+	recvFn func(fd uintptr) bool
+	tryFn  func(fd uintptr)
+}
+
+// NewBatch prepares receiving into bufs, which must stay valid as long as
+// the Batch is used.
+func (c *Conn) NewBatch(bufs [][]byte) *Batch {
+	b := &Batch{c: c, hdrs: make([]mmsghdr, len(bufs)), iovs: make([]unix.Iovec, len(bufs))}
+	for i, buf := range bufs {
+		b.iovs[i].Base = &buf[0]
+		b.iovs[i].SetLen(len(buf))
+		b.hdrs[i].hdr.Iov = &b.iovs[i]
+		b.hdrs[i].hdr.Iovlen = 1
+	}
+	b.recvFn = b.recv
+	b.tryFn = func(fd uintptr) { b.recv(fd) }
+	return b
+}
+
+// Recv waits for at least one datagram and receives as many as are
+// waiting, up to the number of buffers, and returns how many.
+func (b *Batch) Recv() (int, error) {
+	if err := b.c.rc.Read(b.recvFn); err != nil {
+		return 0, b.c.closedErr(err)
+	}
+	return b.result()
+}
+
+// TryRecv is Recv without waiting: it returns ErrWouldBlock when nothing
+// is waiting.
+func (b *Batch) TryRecv() (int, error) {
+	if err := b.c.rc.Control(b.tryFn); err != nil {
+		return 0, b.c.closedErr(err)
+	}
+	if b.err == unix.EAGAIN {
+		return 0, ErrWouldBlock
+	}
+	return b.result()
+}
+
+// Len returns the length of datagram i of the last receive and whether it
+// was truncated to its buffer.
+func (b *Batch) Len(i int) (n int, trunc bool) {
+	h := &b.hdrs[i]
+	return int(h.n), h.hdr.Flags&unix.MSG_TRUNC != 0
+}
+
+func (b *Batch) result() (int, error) {
+	if b.err != nil {
+		return 0, os.NewSyscallError("recvmmsg", b.err)
+	}
+	return b.n, nil
+}
+
+func (b *Batch) recv(fd uintptr) bool {
+	for i := range b.hdrs {
+		b.hdrs[i].hdr.Flags = 0
+	}
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			b.n, b.err = int(n), nil
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			b.err = unix.EAGAIN
+			return false
+		default:
+			b.n, b.err = 0, errno
+			return true
+		}
+	}
 }
