@@ -22,10 +22,12 @@ const maxPending = 128
 // h) go to Config.OnError and are counted in Stats. A packet whose verdict
 // h got wrong is dropped.
 //
-// Unless Config.DisableBatching is set, verdicts of packets read in one
-// burst are sent together just before Serve would wait for more packets,
-// as one VERDICT_BATCH when they are alike and no deferred packet is
-// outstanding, else as one datagram of per-packet verdicts in order.
+// Serve receives up to 16 packets per system call. Unless
+// Config.DisableBatching is set, it sends the verdicts of the packets of
+// one receive together once the handler has seen them all, before it
+// receives again: as one VERDICT_BATCH when they are alike and no deferred
+// packet is outstanding, else as one datagram of per-packet verdicts in
+// order. No packet waits for a batch to fill.
 //
 // Serve starts no goroutine unless ctx can be cancelled: then one waits for
 // it. Only one Serve or ReadPacket runs at a time.
