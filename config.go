@@ -101,7 +101,7 @@ type Config struct {
 	BindRetry time.Duration
 	// DisableBatching makes Serve send each verdict with its own sendmsg
 	// as soon as the handler returns. By default Serve sends the verdicts
-	// of the packets of one receive (up to 16) together, with one
+	// of the packets of one receive (up to 64) together, with one
 	// VERDICT_BATCH when they are alike; under load that is about 1.8
 	// times the packets per second of one sendmsg per verdict.
 	DisableBatching bool

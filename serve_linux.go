@@ -22,7 +22,7 @@ const maxPending = 128
 // h) go to Config.OnError and are counted in Stats. A packet whose verdict
 // h got wrong is dropped.
 //
-// Serve receives up to 16 packets per system call. Unless
+// Serve receives up to 64 packets per system call. Unless
 // Config.DisableBatching is set, it sends the verdicts of the packets of
 // one receive together once the handler has seen them all, before it
 // receives again: as one VERDICT_BATCH when they are alike and no deferred
