@@ -71,6 +71,10 @@
 // When the queue itself is full (Config.MaxQueueLen packets wait for a
 // verdict) the kernel drops new packets, or accepts them with FailOpen.
 //
+// A Conn receives up to 64 messages per system call, into 64 buffers of
+// 96 KiB each, large enough for any message: 6 MiB of address space, of
+// which only the pages the messages fill are backed by memory.
+//
 // # Fail-open and bypass
 //
 // Config.FailOpen makes the kernel accept instead of drop when the queue or
