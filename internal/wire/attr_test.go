@@ -99,7 +99,8 @@ func TestAttrsDataIsCapped(t *testing.T) {
 	}
 	// The sticky error.
 	a = NewAttrs([]byte{1})
-	if a.Next() || a.Next() || a.Err() != ErrShort {
+	first, second := a.Next(), a.Next()
+	if first || second || a.Err() != ErrShort {
 		t.Errorf("err %v", a.Err())
 	}
 }
