@@ -7,6 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -332,4 +334,58 @@ func TestIntegrationUserNS(t *testing.T) {
 	if s.Received != 1 || (s.KernelErr == nil && s.Kernel.LastID != 1) || (s.KernelErr != nil && !errors.Is(s.KernelErr, fs.ErrPermission)) {
 		t.Fatalf("received %d, kernel %+v, kernel stats error %v", s.Received, s.Kernel, s.KernelErr)
 	}
+}
+
+// TestIntegrationSecCtx asks for security contexts: the kernel either
+// accepts (CONFIG_NETWORK_SECMARK) and packets flow, or Open says the kernel
+// does not support it.
+func TestIntegrationSecCtx(t *testing.T) {
+	u := newUDPPath(t, false, "--queue-num", "38")
+	conn, err := nfqueue.Open(38, &nfqueue.Config{NetNS: u.ns.Path, SecCtx: true, UIDGID: true})
+	if err != nil {
+		if !errors.Is(err, nfqueue.ErrNotSupported) || !errors.Is(err, syscall.EOPNOTSUPP) {
+			t.Fatalf("Open with SecCtx: %v, want success or ErrNotSupported", err)
+		}
+		t.Logf("this kernel refuses security contexts: %v", err)
+		return
+	}
+	defer conn.Close()
+	u.send(t, []byte("labelled"))
+	var p nfqueue.Packet
+	if err := conn.ReadPacket(&p); err != nil {
+		t.Fatal(err)
+	}
+	// Without an LSM labelling packets (secmark 0) the kernel sends no
+	// context; with one, the context is text.
+	if p.Has(nfqueue.AttrSecCtx) && len(p.SecCtx) == 0 {
+		t.Errorf("empty security context attribute")
+	}
+	if want := hostUID(t); !p.Has(nfqueue.AttrUID) || p.UID != want {
+		t.Errorf("uid %d (present %v), want %d", p.UID, p.Has(nfqueue.AttrUID), want)
+	}
+	if err := conn.SetVerdict(p.ID, nfqueue.Accept); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := nstest.Recv(u.rx, 5*time.Second); !ok {
+		t.Fatal("packet lost")
+	}
+}
+
+// hostUID returns this process's uid as the initial user namespace sees it,
+// which is what the kernel reports in NFQA_UID.
+func hostUID(t *testing.T) uint32 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := uint32(os.Getuid())
+	for _, line := range strings.Split(string(b), "\n") {
+		var inside, outside, count uint32
+		if n, _ := fmt.Sscan(line, &inside, &outside, &count); n == 3 && uid >= inside && uid-inside < count {
+			return outside + uid - inside
+		}
+	}
+	t.Fatalf("uid %d not in uid_map:\n%s", uid, b)
+	return 0
 }

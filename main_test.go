@@ -53,3 +53,20 @@ func leakedGoroutines(timeout time.Duration) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// isPrivileged reports whether the process has CAP_NET_ADMIN (bit 12 of
+// CapEff in /proc/self/status).
+func isPrivileged() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			var caps uint64
+			fmt.Sscanf(strings.TrimSpace(v), "%x", &caps)
+			return caps&(1<<12) != 0
+		}
+	}
+	return false
+}
