@@ -45,8 +45,7 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 		return err
 	}
 
-	s := &server{c: c, h: h, batch: !c.cfg.DisableBatching}
-	s.flushFn = s.flush
+	s := &server{c: c, batch: !c.cfg.DisableBatching}
 	done := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		s.stop.Store(true)
@@ -62,9 +61,9 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 		}
 	}()
 
-	var flush func() error
+	var flush func() error // sends the pending verdicts before each receive
 	if s.batch {
-		flush = s.flushFn
+		flush = s.flush
 	}
 	var p Packet
 	for !s.stop.Load() {
@@ -95,11 +94,9 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 
 // server is the state of one Serve call.
 type server struct {
-	c       *Conn
-	h       Handler
-	batch   bool
-	stop    atomic.Bool
-	flushFn func() error
+	c     *Conn
+	batch bool
+	stop  atomic.Bool
 
 	pend    [maxPending]pendingVerdict
 	n       int
