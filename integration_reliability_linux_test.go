@@ -209,6 +209,9 @@ func TestIntegrationOverload(t *testing.T) {
 	if uint64(s.Kernel.LastID) != s.Received+uint64(s.Kernel.UserDropped) {
 		t.Errorf("kernel ids %d != received %d + dropped %d", s.Kernel.LastID, s.Received, s.Kernel.UserDropped)
 	}
+	if s.ReadBuffer < 64<<10 {
+		t.Errorf("receive buffer %d, asked for %d", s.ReadBuffer, 64<<10)
+	}
 	if s.Received != s.Accepted || s.Outstanding != 0 {
 		t.Errorf("received %d, accepted %d, outstanding %d", s.Received, s.Accepted, s.Outstanding)
 	}

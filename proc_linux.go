@@ -41,6 +41,7 @@ func (c *Conn) Stats() Stats {
 	c.track.mu.Lock()
 	s.Outstanding = c.track.n
 	c.track.mu.Unlock()
+	s.ReadBuffer, _ = c.sock.ReadBuffer()
 	all, err := ReadKernelStats(c.cfg.NetNS)
 	s.KernelErr = err
 	if err == nil {

@@ -131,6 +131,7 @@ func (s *Set) Stats() Stats {
 		sum.Truncated += st.Truncated
 		sum.Malformed += st.Malformed
 		sum.VerdictErrors += st.VerdictErrors
+		sum.ReadBuffer += st.ReadBuffer
 		if st.KernelErr != nil && sum.KernelErr == nil {
 			sum.KernelErr = st.KernelErr
 		}

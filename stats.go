@@ -23,6 +23,7 @@ type Stats struct {
 	Truncated     uint64 // packets whose payload was cut to the copy range
 	Malformed     uint64 // messages that could not be decoded
 	VerdictErrors uint64 // errors the kernel returned for verdicts
+	ReadBuffer    int    // receive buffer the kernel granted (SO_RCVBUF, doubled for its bookkeeping)
 
 	// Kernel is the queue's line of /proc/net/netfilter/nfnetlink_queue,
 	// valid when KernelErr is nil. It is unreadable in an unprivileged
