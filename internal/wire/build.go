@@ -79,14 +79,7 @@ type VerdictOpts struct {
 // message's sequence number is the packet id, so an error the kernel returns
 // for it names the packet. flags are extra nlmsg flags (e.g. FlagAck).
 func AppendVerdict(b []byte, queue uint16, id uint32, v *VerdictOpts, flags uint16) []byte {
-	b, start := AppendHeader(b, QueueType(MsgVerdict), FlagRequest|flags, id, ProtoUnspec, queue)
-	b = appendVerdictHdr(b, v.Code, id)
-	if v.Set&OptMark != 0 {
-		b = AppendBE32(b, AttrMark, v.Mark)
-	}
-	if v.Set&OptPriority != 0 {
-		b = AppendBE32(b, AttrPriority, v.Priority)
-	}
+	b, start := appendVerdictStart(b, MsgVerdict, queue, id, v, flags)
 	// NFQA_CT carries conntrack changes; its mere presence also makes the
 	// kernel adjust TCP sequence numbers when a payload changes length, so
 	// a verdict with a payload always carries it, empty if need be.
@@ -122,23 +115,26 @@ func AppendVerdict(b []byte, queue uint16, id uint32, v *VerdictOpts, flags uint
 // packet of queue with an id up to and including id. Only the options in
 // BatchOpts are encoded; the caller refuses the others.
 func AppendVerdictBatch(b []byte, queue uint16, id uint32, v *VerdictOpts, flags uint16) []byte {
-	b, start := AppendHeader(b, QueueType(MsgVerdictBatch), FlagRequest|flags, id, ProtoUnspec, queue)
-	b = appendVerdictHdr(b, v.Code, id)
+	b, start := appendVerdictStart(b, MsgVerdictBatch, queue, id, v, flags)
+	return Finish(b, start)
+}
+
+// appendVerdictStart appends what both verdict messages begin with: the
+// headers, the verdict header, and the mark and priority options.
+func appendVerdictStart(b []byte, typ uint8, queue uint16, id uint32, v *VerdictOpts, flags uint16) ([]byte, int) {
+	b, start := AppendHeader(b, QueueType(typ), FlagRequest|flags, id, ProtoUnspec, queue)
+	// struct nfqnl_msg_verdict_hdr { __be32 verdict; __be32 id; }
+	b = binary.NativeEndian.AppendUint16(b, AttrHdrLen+8)
+	b = binary.NativeEndian.AppendUint16(b, AttrVerdictHdr)
+	b = binary.BigEndian.AppendUint32(b, v.Code)
+	b = binary.BigEndian.AppendUint32(b, id)
 	if v.Set&OptMark != 0 {
 		b = AppendBE32(b, AttrMark, v.Mark)
 	}
 	if v.Set&OptPriority != 0 {
 		b = AppendBE32(b, AttrPriority, v.Priority)
 	}
-	return Finish(b, start)
-}
-
-// struct nfqnl_msg_verdict_hdr { __be32 verdict; __be32 id; }
-func appendVerdictHdr(b []byte, code, id uint32) []byte {
-	b = binary.NativeEndian.AppendUint16(b, AttrHdrLen+8)
-	b = binary.NativeEndian.AppendUint16(b, AttrVerdictHdr)
-	b = binary.BigEndian.AppendUint32(b, code)
-	return binary.BigEndian.AppendUint32(b, id)
+	return b, start
 }
 
 // VerdictHdr decodes an NFQA_VERDICT_HDR value.
