@@ -3,6 +3,7 @@
 //	nfq demo                  build a sandbox, queue its traffic, apply a policy, check it
 //	nfq watch -q N            print (and optionally record) the packets of queue N
 //	nfq stats                 list the queues of this network namespace
+//	nfq bench                 measure the library's throughput and latency here
 //	nfq version               print the version
 //
 // Every command takes --help. Diagnostics go to standard error; a failing
@@ -51,7 +52,7 @@ func usagef(format string, args ...any) error {
 }
 
 func commands() []*command {
-	return []*command{demoCommand(), watchCommand(), statsCommand(), versionCommand()}
+	return []*command{demoCommand(), watchCommand(), statsCommand(), benchCommand(), versionCommand()}
 }
 
 func main() {

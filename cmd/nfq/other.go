@@ -30,3 +30,6 @@ func watchCommand() *command {
 	return unsupported("watch", "print the packets of a queue (Linux only)")
 }
 func statsCommand() *command { return unsupported("stats", "list the queues (Linux only)") }
+func benchCommand() *command {
+	return unsupported("bench", "measure the library's throughput and latency (Linux only)")
+}
