@@ -123,7 +123,8 @@ type Config struct {
 	// OnError, if set, is called with errors that end nothing: by Serve for
 	// overruns, verdict errors returned by the kernel, malformed messages
 	// and invalid verdicts; by the VerdictTimeout goroutine when it cannot
-	// send. It runs on those goroutines and must not block.
+	// send. It runs on those goroutines and must not block; it may call
+	// Close.
 	OnError func(error)
 }
 

@@ -57,6 +57,8 @@ type Conn struct {
 	seq     atomic.Uint32
 	sweeper sync.WaitGroup // the VerdictTimeout goroutine
 	stop    chan struct{}  // closed by Close
+	// sweeperReporting is set while the sweep goroutine runs OnError.
+	sweeperReporting atomic.Bool
 }
 
 // Open binds queue number queue (the --queue-num of the NFQUEUE rule) with
@@ -84,7 +86,8 @@ func Open(queue uint16, cfg *Config) (*Conn, error) {
 // netfilter socket, for example one a privileged process opened and passed
 // over a Unix socket, or one end of a datagram socket pair whose other end
 // plays the kernel (see package nfqtest). NewConn uses a duplicate of f's
-// descriptor; the caller still owns f. Config.NetNS does not apply.
+// descriptor and the caller still owns f, but the two share one open file,
+// which NewConn makes non-blocking. Config.NetNS does not apply.
 func NewConn(f *os.File, queue uint16, cfg *Config) (*Conn, error) {
 	c, err := configFor(queue, cfg)
 	if err != nil {
@@ -197,6 +200,9 @@ func (c *Conn) bindError(errno syscall.Errno, ext string) error {
 		if c.cfg.SecCtx {
 			which = append(which, "SecCtx (needs CONFIG_NETWORK_SECMARK)")
 		}
+		if len(which) == 0 {
+			which = append(which, "a queue flag (GSO needs Linux 3.10, UIDGID 3.14; see Config)")
+		}
 		return &wrapErrno{err: fmt.Errorf("%w by this kernel: %s", ErrNotSupported, strings.Join(which, ", ")), errno: errno, msg: ext}
 	case syscall.EINVAL, syscall.ENOENT:
 		if ext == "" {
@@ -277,7 +283,11 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		close(c.stop)
-		c.sweeper.Wait()
+		// The sweep goroutine ends at once; it may be the one calling
+		// Close, from Config.OnError.
+		if !c.sweeperReporting.Load() {
+			c.sweeper.Wait()
+		}
 		// Unbinding first makes the queue free the moment Close returns;
 		// closing the socket alone releases it too, a little later.
 		m := wire.Config{Queue: c.queue, HasCmd: true, Cmd: wire.CmdUnbind}
@@ -479,10 +489,10 @@ func (c *Conn) requestError(e *wire.ErrorMsg) error {
 
 // SetVerdict gives packet id its verdict. It may be called from any
 // goroutine, also while another is blocked in ReadPacket or Serve, and at
-// most once per packet: a second verdict returns ErrVerdictTwice, an id
-// never delivered on this Conn ErrUnknownPacket, both without asking the
-// kernel. Errors the kernel finds later come back through ReadPacket or
-// Config.OnError with the packet id.
+// most once per packet. Without asking the kernel it refuses an id above
+// every id delivered on this Conn with ErrUnknownPacket, and any other id
+// not awaiting a verdict with ErrVerdictTwice. Errors the kernel finds
+// later come back through ReadPacket or Config.OnError with the packet id.
 func (c *Conn) SetVerdict(id uint32, v Verdict) error {
 	if c.closed.Load() {
 		return &OpError{Op: "verdict", Queue: c.queue, ID: id, Verdict: v, Err: ErrClosed}
@@ -490,16 +500,26 @@ func (c *Conn) SetVerdict(id uint32, v Verdict) error {
 	if err := c.take(id, &v); err != nil {
 		return err
 	}
-	bp := c.wbufs.Get().(*[]byte)
-	b := wire.AppendVerdict((*bp)[:0], c.queue, id, &v.o, 0)
-	err := c.sock.Send(b)
-	*bp = b
-	c.wbufs.Put(bp)
+	err := c.send(func(b []byte) []byte { return wire.AppendVerdict(b, c.queue, id, &v.o, 0) })
 	if err != nil {
 		return c.sendError("verdict", id, v, err)
 	}
 	c.counter.countVerdict(v.Kind(), 1)
 	return nil
+}
+
+// send builds a message with build into a pooled buffer and sends it; it
+// ends the in-flight state that take or takeUpTo began.
+func (c *Conn) send(build func([]byte) []byte) error {
+	bp := c.wbufs.Get().(*[]byte)
+	b := build((*bp)[:0])
+	err := c.sock.Send(b)
+	*bp = b
+	c.wbufs.Put(bp)
+	c.track.mu.Lock()
+	c.track.inflight--
+	c.track.mu.Unlock()
+	return err
 }
 
 // take validates v for packet id and removes id from the packets awaiting
@@ -509,19 +529,17 @@ func (c *Conn) take(id uint32, v *Verdict) error {
 		return &OpError{Op: "verdict", Queue: c.queue, ID: id, Verdict: *v, Err: err}
 	}
 	c.track.mu.Lock()
-	flags, ok := c.track.take(id)
-	if !ok {
-		err := c.track.missingErr(id)
-		c.track.mu.Unlock()
-		return &OpError{Op: "verdict", Queue: c.queue, ID: id, Verdict: *v, Err: err}
+	defer c.track.mu.Unlock()
+	i := c.track.find(id)
+	if i < 0 {
+		return &OpError{Op: "verdict", Queue: c.queue, ID: id, Verdict: *v, Err: c.track.missingErr(id)}
 	}
-	if flags&slotTruncated != 0 && v.o.Set&wire.OptPayload != 0 {
-		// Keep the packet: the caller may still give a valid verdict.
-		c.track.add(id, flags, c.deliveredAt())
-		c.track.mu.Unlock()
+	if c.track.slots[i].flags&slotTruncated != 0 && v.o.Set&wire.OptPayload != 0 {
+		// The packet stays: the caller may still give a valid verdict.
 		return &OpError{Op: "verdict", Queue: c.queue, ID: id, Verdict: *v, Err: v.check(true)}
 	}
-	c.track.mu.Unlock()
+	c.track.deleteAt(i)
+	c.track.inflight++
 	return nil
 }
 
@@ -536,9 +554,17 @@ func (c *Conn) sendError(op string, id uint32, v Verdict, err error) error {
 // including upTo that still waits for a verdict the verdict v, in one
 // message (NFQNL_MSG_VERDICT_BATCH). v may carry a mark and a priority,
 // no other option. Ids wrap around as the kernel's do.
+//
+// It is for callers of ReadPacket. While Serve runs it returns ErrServing:
+// Serve batches verdicts itself, and a batch would also cover the packets
+// Serve is handling. Do not give packets up to upTo a verdict with
+// SetVerdict at the same time.
 func (c *Conn) SetVerdictBatch(upTo uint32, v Verdict) error {
 	if c.closed.Load() {
 		return &OpError{Op: "batch verdict", Queue: c.queue, ID: upTo, Verdict: v, Err: ErrClosed}
+	}
+	if c.serving.Load() {
+		return &OpError{Op: "batch verdict", Queue: c.queue, ID: upTo, Verdict: v, Err: ErrServing}
 	}
 	if err := v.check(false); err != nil {
 		return &OpError{Op: "batch verdict", Queue: c.queue, ID: upTo, Verdict: v, Err: err}
@@ -549,16 +575,14 @@ func (c *Conn) SetVerdictBatch(upTo uint32, v Verdict) error {
 	}
 	c.track.mu.Lock()
 	n := c.track.takeUpTo(upTo)
-	missing := c.track.missingErr(upTo)
-	c.track.mu.Unlock()
 	if n == 0 {
+		missing := c.track.missingErr(upTo)
+		c.track.mu.Unlock()
 		return &OpError{Op: "batch verdict", Queue: c.queue, ID: upTo, Verdict: v, Err: missing}
 	}
-	bp := c.wbufs.Get().(*[]byte)
-	b := wire.AppendVerdictBatch((*bp)[:0], c.queue, upTo, &v.o, 0)
-	err := c.sock.Send(b)
-	*bp = b
-	c.wbufs.Put(bp)
+	c.track.inflight++
+	c.track.mu.Unlock()
+	err := c.send(func(b []byte) []byte { return wire.AppendVerdictBatch(b, c.queue, upTo, &v.o, 0) })
 	if err != nil {
 		return c.sendError("batch verdict", upTo, v, err)
 	}
@@ -584,6 +608,7 @@ func (c *Conn) sweep() {
 	t := time.NewTicker(c.cfg.VerdictTimeout / 4)
 	defer t.Stop()
 	v := c.cfg.TimeoutVerdict
+	var ids []uint32
 	var b []byte
 	for {
 		select {
@@ -591,26 +616,43 @@ func (c *Conn) sweep() {
 			return
 		case <-t.C:
 		}
-		b = b[:0]
-		n := 0
+		ids = ids[:0]
 		c.track.mu.Lock()
-		c.track.expired(nanotime()-int64(c.cfg.VerdictTimeout), func(id uint32, _ uint8) {
-			b = wire.AppendVerdict(b, c.queue, id, &v.o, 0)
-			n++
-		})
+		c.track.expired(nanotime()-int64(c.cfg.VerdictTimeout), func(id uint32, _ uint8) { ids = append(ids, id) })
+		if len(ids) > 0 {
+			c.track.inflight++
+		}
 		c.track.mu.Unlock()
-		if n == 0 {
+		if len(ids) == 0 {
 			continue
 		}
-		if err := c.sock.Send(b); err != nil {
+		// Many verdicts per datagram, but no datagram larger than the
+		// socket's send buffer allows.
+		sent := 0
+		var err error
+		for sent < len(ids) && err == nil {
+			b = b[:0]
+			n := 0
+			for ; sent+n < len(ids) && len(b) < 32<<10; n++ {
+				b = wire.AppendVerdict(b, c.queue, ids[sent+n], &v.o, 0)
+			}
+			if err = c.sock.Send(b); err == nil {
+				sent += n
+			}
+		}
+		c.track.mu.Lock()
+		c.track.inflight--
+		c.track.mu.Unlock()
+		c.counter.timeouts.Add(uint64(sent))
+		c.counter.countVerdict(v.Kind(), uint64(sent))
+		if err != nil {
 			if c.closed.Load() {
 				return
 			}
-			c.report(c.sendError("verdict", 0, v, fmt.Errorf("timeout verdicts for %d packets: %w", n, err)))
-			continue
+			c.sweeperReporting.Store(true)
+			c.report(c.sendError("verdict", ids[sent], v, fmt.Errorf("timeout verdicts for %d packets: %w", len(ids)-sent, err)))
+			c.sweeperReporting.Store(false)
 		}
-		c.counter.timeouts.Add(uint64(n))
-		c.counter.countVerdict(v.Kind(), uint64(n))
 	}
 }
 

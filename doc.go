@@ -72,8 +72,9 @@
 // verdict) the kernel drops new packets, or accepts them with FailOpen.
 //
 // A Conn receives up to 64 messages per system call, into 64 buffers of
-// 96 KiB each, large enough for any message: 6 MiB of address space, of
-// which only the pages the messages fill are backed by memory.
+// 96 KiB each, large enough for any message: 6 MiB of address space. Pages
+// are backed by memory as messages fill them: small packets touch a page
+// of each buffer, large (GSO) packets may touch all of it.
 //
 // # Fail-open and bypass
 //
@@ -107,5 +108,7 @@
 //     family): 4.7. Fail-open on a full socket buffer: 4.6.
 //   - Packet.Priority and WithPriority: 5.18. Packet.CgroupClassID: 6.4.
 //
-// Older kernels ignore the configuration flags they do not know.
+// Kernels before 3.6 ignore the configuration flags. Later ones refuse a
+// flag they do not know, and Open says ErrNotSupported: on 3.6 to 3.9 set
+// Config.DisableGSO, and leave UIDGID off before 3.14 and SecCtx before 4.2.
 package nfqueue

@@ -20,8 +20,8 @@ var (
 	// impossible. Nothing reached the kernel.
 	ErrInvalidConfig = errors.New("invalid config")
 	// ErrInvalidVerdict: the verdict cannot be sent as asked, e.g. a payload
-	// over 65535 bytes, a payload for a truncated packet, or an option a
-	// batch verdict cannot carry.
+	// over MaxPayload bytes, a payload for a truncated packet, or an option
+	// a batch verdict cannot carry.
 	ErrInvalidVerdict = errors.New("invalid verdict")
 	// ErrQueueBusy: another netlink socket owns the queue. The error is a
 	// *QueueBusyError naming the owner.
@@ -38,11 +38,12 @@ var (
 	// kernel dropped packets (or accepted them, with fail-open). The Conn
 	// keeps working; Stats counts overruns.
 	ErrOverrun = errors.New("receive buffer overrun, packets lost")
-	// ErrUnknownPacket: no packet with this id awaits a verdict on this Conn:
-	// it was never delivered here.
+	// ErrUnknownPacket: the id is above every packet id delivered on this
+	// Conn: no such packet was delivered here.
 	ErrUnknownPacket = errors.New("unknown packet id")
-	// ErrVerdictTwice: the packet already got its verdict (or was dropped by
-	// the kernel before it was delivered).
+	// ErrVerdictTwice: no packet with this id awaits a verdict: it already
+	// got one (from the caller, Serve or VerdictTimeout), or the id was
+	// skipped (the kernel dropped that packet before delivering it).
 	ErrVerdictTwice = errors.New("packet already has a verdict")
 	// ErrServing: Serve is already running on this Conn.
 	ErrServing = errors.New("Serve already running")

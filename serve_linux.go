@@ -159,7 +159,7 @@ func (s *server) flush() error {
 	c.track.mu.Lock()
 	// A batch verdict covers every queued id up to the last one, so it is
 	// safe only when no deferred packet is still waiting.
-	useBatch := s.uniform && len(pend) > 1 && c.track.n == 0
+	useBatch := s.uniform && len(pend) > 1 && c.track.idle()
 	c.track.mu.Unlock()
 	b := s.wbuf[:0]
 	if useBatch {

@@ -21,8 +21,9 @@ type Set struct {
 // SetOptions configure OpenSet beyond the per-queue Config.
 type SetOptions struct {
 	// PinReaders locks the reader goroutine of queue i to its own OS
-	// thread, bound to CPU i modulo the number of CPUs. It suits
-	// --queue-cpu-fanout, where queue i receives the packets of CPU i.
+	// thread, bound to the ith CPU the process may run on (modulo their
+	// number). It suits --queue-cpu-fanout, where queue i receives the
+	// packets of CPU i.
 	PinReaders bool
 }
 
@@ -73,7 +74,7 @@ func (s *Set) Serve(ctx context.Context, h Handler) error {
 		go func() {
 			defer wg.Done()
 			if s.pin {
-				if err := pinToCPU(i % runtime.NumCPU()); err != nil {
+				if err := pinToCPU(i); err != nil {
 					errs[i] = &OpError{Op: "serve", Queue: c.queue, Err: err}
 					cancel(errs[i])
 					return

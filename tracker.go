@@ -13,6 +13,11 @@ type tracker struct {
 	n     int
 	last  uint32 // highest id delivered
 	any   bool   // whether any packet was delivered
+	// inflight counts verdict messages that SetVerdict, SetVerdictBatch or
+	// the timeout sweep took packets out for and have not sent yet. Until
+	// they are sent those packets still wait in the kernel, so Serve must
+	// not cover them with a batch verdict.
+	inflight int
 }
 
 type slot struct {
@@ -24,16 +29,21 @@ type slot struct {
 const (
 	slotUsed uint8 = 1 << iota
 	slotTruncated
-	slotDeferred
 )
 
+// newTracker sizes the table for a queue of capacity packets, up to 4096
+// slots; it grows if more packets wait.
 func newTracker(capacity uint32) tracker {
 	n := 64
-	for uint64(n) < 2*uint64(capacity) {
+	for uint64(n) < 2*uint64(capacity) && n < 4096 {
 		n *= 2
 	}
 	return tracker{slots: make([]slot, n)}
 }
+
+// idle reports whether no packet awaits a verdict outside Serve's own
+// pending ones: the condition for Serve to send a batch verdict.
+func (t *tracker) idle() bool { return t.n == 0 && t.inflight == 0 }
 
 // add records a delivered packet. The caller holds mu.
 func (t *tracker) add(id uint32, flags uint8, at int64) {
@@ -120,8 +130,7 @@ func (t *tracker) missingErr(id uint32) error {
 }
 
 // takeUpTo removes every id up to and including upTo (in the kernel's
-// wrap-around order) and returns how many it removed and whether any was
-// deferred. The caller holds mu.
+// wrap-around order) and returns how many it removed. The caller holds mu.
 func (t *tracker) takeUpTo(upTo uint32) (n int) {
 	for i := 0; i < len(t.slots); {
 		s := t.slots[i]

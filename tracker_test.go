@@ -54,13 +54,13 @@ func TestTrackerAddTake(t *testing.T) {
 	for id := uint32(1); id <= 10; id++ {
 		tr.add(id, uint8(id%2)*slotTruncated, int64(id))
 	}
-	tr.add(11, slotDeferred|slotTruncated, 11)
+	tr.add(11, testFlag|slotTruncated, 11)
 	checkTracker(t, &tr)
 	for id := uint32(1); id <= 11; id++ {
 		flags, ok := tr.take(id)
 		want := slotUsed | uint8(id%2)*slotTruncated
 		if id == 11 {
-			want = slotUsed | slotDeferred | slotTruncated
+			want = slotUsed | testFlag | slotTruncated
 		}
 		if !ok || flags != want {
 			t.Errorf("take(%d) = %#x, %v; want %#x", id, flags, ok, want)
@@ -178,23 +178,23 @@ func TestTrackerGrow(t *testing.T) {
 	}
 	tr := newTracker(0)
 	for id := uint32(1); id <= 32; id++ {
-		tr.add(id*64, slotDeferred, int64(id)) // all in one probe run
+		tr.add(id*64, testFlag, int64(id)) // all in one probe run
 	}
 	if len(tr.slots) != 64 {
 		t.Fatalf("grew early: %d slots for 32 ids", len(tr.slots))
 	}
 	checkTracker(t, &tr)
-	tr.add(33*64, slotDeferred, 33)
+	tr.add(33*64, testFlag, 33)
 	if len(tr.slots) != 128 {
 		t.Fatalf("%d slots after the 33rd id", len(tr.slots))
 	}
 	checkTracker(t, &tr)
 	for id := uint32(34); id <= 1000; id++ {
-		tr.add(id*64, slotDeferred, int64(id))
+		tr.add(id*64, testFlag, int64(id))
 	}
 	checkTracker(t, &tr)
 	for id := uint32(1); id <= 1000; id++ {
-		if flags, ok := tr.take(id * 64); !ok || flags != slotUsed|slotDeferred {
+		if flags, ok := tr.take(id * 64); !ok || flags != slotUsed|testFlag {
 			t.Fatalf("take(%d) = %#x, %v after growing", id*64, flags, ok)
 		}
 	}
@@ -318,5 +318,30 @@ func TestTrackerDifferential(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// testFlag is a slot flag the tracker itself does not use.
+const testFlag uint8 = 1 << 5
+
+// TestTrackerIdleWhileVerdictInFlight: between SetVerdict taking a packet
+// out and its message reaching the kernel, Serve must not send a batch
+// verdict, which would cover that packet.
+func TestTrackerIdleWhileVerdictInFlight(t *testing.T) {
+	c := &Conn{track: newTracker(16)}
+	c.track.add(7, 0, 0)
+	if c.track.idle() {
+		t.Fatal("idle with a packet awaiting its verdict")
+	}
+	v := Drop
+	if err := c.take(7, &v); err != nil {
+		t.Fatal(err)
+	}
+	if c.track.idle() {
+		t.Fatal("idle while the verdict for packet 7 is not sent yet")
+	}
+	c.track.inflight-- // what send does once the message is out
+	if !c.track.idle() {
+		t.Fatal("not idle after the verdict went out")
 	}
 }

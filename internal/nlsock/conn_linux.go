@@ -62,13 +62,16 @@ type sender struct {
 
 // Open opens a netlink netfilter socket.
 func Open(o Options) (*Conn, error) {
-	var fd int
+	fd := -1
 	err := InNetNS(o.NetNS, func() error {
 		var err error
 		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 		return os.NewSyscallError("socket", err)
 	})
 	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		return nil, err
 	}
 	c, err := setup(fd, o)
@@ -304,45 +307,70 @@ func (c *Conn) closedErr(err error) error {
 
 // InNetNS runs fn on an OS thread switched into the network namespace at
 // path, so that sockets fn opens belong to that namespace. An empty path
-// runs fn directly. If the thread cannot be switched back, it is left
-// locked so that the runtime retires it.
+// runs fn directly. fn runs on a goroutine of its own, locked to its
+// thread; if the thread cannot be switched back, that goroutine ends still
+// locked and the runtime retires the thread.
 func InNetNS(path string, fn func() error) error {
 	if path == "" {
 		return fn()
 	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		restored, err := inNetNS(path, fn)
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// inNetNS switches the locked thread into path, runs fn and switches back.
+// restored is false if the thread is left in another namespace.
+func inNetNS(path string, fn func() error) (restored bool, err error) {
 	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
+		return true, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(target)
-
-	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		runtime.UnlockOSThread()
-		return &os.PathError{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}
+		return true, &os.PathError{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}
 	}
 	defer unix.Close(orig)
 	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return &os.PathError{Op: "setns", Path: path, Err: err}
+		return true, &os.PathError{Op: "setns", Path: path, Err: err}
 	}
 	ferr := fn()
 	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		// The thread stays in the other namespace: keep it locked so it
-		// exits with this goroutine instead of running other code.
-		return &os.PathError{Op: "setns", Path: "/proc/thread-self/ns/net", Err: err}
+		return false, errors.Join(ferr, &os.PathError{Op: "setns", Path: "/proc/thread-self/ns/net", Err: err})
 	}
-	runtime.UnlockOSThread()
-	return ferr
+	return true, ferr
 }
 
 // PinToCPU locks the calling goroutine to its OS thread and restricts that
-// thread to cpu. The caller undoes the lock with runtime.UnlockOSThread.
-func PinToCPU(cpu int) error {
+// thread to the nth CPU (modulo their number) of those the thread may run
+// on. The caller undoes the lock with runtime.UnlockOSThread.
+func PinToCPU(nth int) error {
 	runtime.LockOSThread()
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		runtime.UnlockOSThread()
+		return os.NewSyscallError("sched_getaffinity", err)
+	}
+	var cpus []int
+	for cpu := 0; cpu < len(allowed)*64; cpu++ {
+		if allowed.IsSet(cpu) {
+			cpus = append(cpus, cpu)
+		}
+	}
+	if len(cpus) == 0 {
+		runtime.UnlockOSThread()
+		return errors.New("no CPU allowed")
+	}
 	var set unix.CPUSet
-	set.Set(cpu)
+	set.Set(cpus[nth%len(cpus)])
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
 		runtime.UnlockOSThread()
 		return os.NewSyscallError("sched_setaffinity", err)
