@@ -3,8 +3,6 @@ package nfqueue_test
 import (
 	"context"
 	"encoding/binary"
-	"os"
-	"syscall"
 	"testing"
 
 	"github.com/nfqueue-go/nfqueue"
@@ -28,25 +26,7 @@ func BenchmarkServeLoop(b *testing.B) {
 }
 
 func benchServe(b *testing.B, cfg nfqueue.Config) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ours, peer := os.NewFile(uintptr(fds[0]), "ours"), os.NewFile(uintptr(fds[1]), "peer")
-	defer ours.Close()
-	defer peer.Close()
-
-	// Acknowledge the bind.
-	go func() {
-		req := make([]byte, 4096)
-		n, _ := peer.Read(req)
-		ack := make([]byte, 36)
-		binary.NativeEndian.PutUint32(ack[0:], 36)
-		binary.NativeEndian.PutUint16(ack[4:], wire.NLMsgError)
-		copy(ack[8:12], req[8:12])
-		copy(ack[20:36], req[:min(n, 16)])
-		peer.Write(ack)
-	}()
+	ours, peer := ackingPair(b)
 	conn, err := nfqueue.NewConn(ours, 0, &cfg)
 	if err != nil {
 		b.Fatal(err)
