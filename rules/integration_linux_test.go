@@ -541,6 +541,38 @@ func TestIntegrationTraffic(t *testing.T) {
 					t.Errorf("after the verdict: %+v", q)
 				}
 			})
+			t.Run("flowbypass-helper", func(t *testing.T) {
+				ns := newNS(t)
+				lis, snd, port := udpPair(t, ns, fam.network, fam.addr)
+				tab := openIn(t, ns, Config{})
+				m, err := ParseMatch(fmt.Sprintf("udp dport %d", port))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tab.AddFlowBypass(HookInput, PriorityFilter, m, Queue{Num: 9}, 0x4); err != nil {
+					t.Fatal(err)
+				}
+				c := openNFQ(t, ns, 9)
+				snd.Write([]byte("first"))
+				id, _, err := c.packet()
+				if err != nil {
+					t.Fatalf("first packet not queued: %v", err)
+				}
+				if err := c.accept(id, 0x4); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range []string{"first", "second", "third"} {
+					if p != "first" {
+						snd.Write([]byte(p))
+					}
+					if got := receive(t, lis, 2*time.Second); string(got) != p {
+						t.Fatalf("%s: received %q", p, got)
+					}
+				}
+				if q := ns.queues(t)[9]; q.idSeq != 1 {
+					t.Errorf("queue 9 saw %d packets, want 1: %+v", q.idSeq, q)
+				}
+			})
 			t.Run("flowbypass", func(t *testing.T) {
 				ns := newNS(t)
 				lis, snd, port := udpPair(t, ns, fam.network, fam.addr)

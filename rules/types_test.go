@@ -130,3 +130,24 @@ func TestCommentUserData(t *testing.T) {
 		}
 	}
 }
+
+func TestFlowBypassRules(t *testing.T) {
+	m, err := ParseMatch("tcp dport 443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, save, err := FlowBypass(m, Queue{Num: 3}, 0x10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{q[0].String(), q[1].String(), save.String()}
+	want := []string{"ct mark and 0x10 == 0x10 accept", "tcp dport 443 queue num 3", "meta mark and 0x10 == 0x10 ct mark set meta mark"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("rule %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+	if _, _, err := FlowBypass(m, Queue{Num: 3}, 0); !errors.Is(err, ErrInvalidRule) {
+		t.Errorf("zero mark: %v", err)
+	}
+}

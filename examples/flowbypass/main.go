@@ -6,7 +6,9 @@
 //	iptables -A OUTPUT -p tcp -j NFQUEUE --queue-num 3 --queue-bypass
 //	iptables -t mangle -A POSTROUTING -m mark --mark 0x1/0x1 -j CONNMARK --save-mark --mask 0x1
 //
-// This works on every kernel. Verdict.WithConnMark sets the connection's
+// Package github.com/nfqueue-go/nfqueue/rules installs the same three rules
+// through netlink with one call, Table.AddFlowBypass. This works on every
+// kernel. Verdict.WithConnMark sets the connection's
 // mark directly, but only on kernels built with
 // CONFIG_NETFILTER_NETLINK_GLUE_CT.
 package main
