@@ -308,7 +308,8 @@ func (c *Conn) Close() error {
 // which end reading, ReadPacket returns errors that do not: ErrOverrun
 // (packets were lost), ErrMalformed, and verdict errors the kernel sent
 // back (an *OpError with the packet id and verdict). Keep reading after
-// those.
+// those. A malformed packet whose id could be read still awaits a verdict:
+// its *OpError carries the id.
 func (c *Conn) ReadPacket(p *Packet) error {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -428,7 +429,15 @@ func (c *Conn) handleMsg(m *wire.Message, p *Packet) error {
 		}
 		if err := p.unmarshal(m.Payload); err != nil {
 			c.counter.malformed.Add(1)
-			return &OpError{Op: "receive", Queue: c.queue, Err: err}
+			oe := &OpError{Op: "receive", Queue: c.queue, Err: err}
+			if p.Has(AttrPacketHdr) {
+				// The kernel holds this packet until it gets a verdict.
+				oe.ID = p.ID
+				c.track.mu.Lock()
+				c.track.add(p.ID, 0, c.deliveredAt())
+				c.track.mu.Unlock()
+			}
+			return oe
 		}
 		var flags uint8
 		if p.Truncated() {

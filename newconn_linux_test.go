@@ -110,3 +110,59 @@ func TestCloseFromOnError(t *testing.T) {
 		t.Fatalf("SetVerdict after Close: %v", err)
 	}
 }
+
+// TestMalformedPacketDropped: a packet message that cannot be decoded past
+// its header is reported, and Serve drops the packet rather than leaving
+// it in the kernel's queue.
+func TestMalformedPacketDropped(t *testing.T) {
+	ours, peer := ackingPair(t)
+	errs := make(chan error, 4)
+	conn, err := nfqueue.NewConn(ours, 0, &nfqueue.Config{DisableBatching: true, OnError: func(err error) { errs <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go conn.Serve(ctx, func(*nfqueue.Packet) nfqueue.Verdict { return nfqueue.Accept })
+
+	msg, start := wire.AppendHeader(nil, wire.QueueType(wire.MsgPacket), 0, 0, wire.ProtoIPv4, 0)
+	msg = wire.AppendAttr(msg, wire.AttrPacketHdr, []byte{0, 0, 0, 42, 0x08, 0x00, 3})
+	msg = wire.AppendAttr(msg, wire.AttrMark, []byte{1, 2}) // a mark is 4 bytes
+	if _, err := peer.Write(wire.Finish(msg, start)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errs:
+		var oe *nfqueue.OpError
+		if !errors.Is(err, nfqueue.ErrMalformed) || !errors.As(err, &oe) || oe.ID != 42 {
+			t.Fatalf("OnError got %v, want ErrMalformed for packet 42", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no error reported")
+	}
+	buf := make([]byte, 4096)
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := peer.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var it wire.Messages
+	var m wire.Message
+	it.Reset(buf[:n])
+	if !it.Next(&m) {
+		t.Fatal("no message")
+	}
+	_, attrs, _ := wire.SplitGenMsg(m.Payload)
+	a := wire.NewAttrs(attrs)
+	for a.Next() {
+		if a.Type() == wire.AttrVerdictHdr {
+			code, id, _ := wire.VerdictHdr(a.Data())
+			if id != 42 || code != wire.NFDrop {
+				t.Fatalf("verdict %d for packet %d, want drop for 42", code, id)
+			}
+			return
+		}
+	}
+	t.Fatal("no verdict header")
+}

@@ -20,7 +20,7 @@ const maxPending = 128
 // away (io.EOF). Errors that do not end it (overruns,
 // verdict errors from the kernel, malformed messages, invalid verdicts from
 // h) go to Config.OnError and are counted in Stats. A packet whose verdict
-// h got wrong is dropped.
+// h got wrong, or that could not be decoded, is dropped.
 //
 // Serve receives up to 64 packets per system call. Unless
 // Config.DisableBatching is set, it sends the verdicts of the packets of
@@ -79,6 +79,11 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 				break
 			}
 			s.report(err)
+			// A packet that could not be decoded still waits in the
+			// kernel: drop it.
+			if oe := (*OpError)(nil); errors.As(err, &oe) && oe.ID != 0 && errors.Is(err, ErrMalformed) {
+				s.verdict(&p, Drop)
+			}
 			continue
 		}
 		s.verdict(&p, h(&p))
