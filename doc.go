@@ -46,12 +46,14 @@
 //
 // # Concurrency
 //
-// One goroutine reads at a time (Serve or ReadPacket). SetVerdict and
-// SetVerdictBatch may be called from any goroutine, also while a read is
-// blocked; no lock is held across the blocking receive. Close may be called
-// at any time, from any goroutine: it unblocks a blocked read at once.
+// One goroutine reads at a time (Serve or ReadPacket). SetVerdict may be
+// called from any goroutine, also while a read is blocked; no lock is held
+// across the blocking receive. SetVerdictBatch is for ReadPacket callers
+// (Serve batches by itself). Close may be called at any time, from any
+// goroutine, Config.OnError included: it unblocks a blocked read at once.
 // Serve starts no goroutine of its own except one that waits for the
-// context, when the context can be cancelled.
+// context, when the context can be cancelled; Config.VerdictTimeout starts
+// one per Conn, which Close stops.
 //
 // A Serve handler that wants to answer later returns Defer, hands the packet
 // (cloned) to another goroutine, and that goroutine calls SetVerdict.
