@@ -39,10 +39,10 @@
 //
 // Two kernel facts matter when rewriting. A TCP payload that changes length
 // needs the kernel's sequence adjustment, which runs only when the verdict
-// also carries NFQA_CT; package nfqueue sends NFQA_CT only with
-// Verdict.WithConnMark or WithCtLabels (with Config.Conntrack, re-setting
-// the entry's current mark does it). Without that, keep TCP payload
-// lengths unchanged. And with GSO on (the default) a queued TCP packet may
+// also carries NFQA_CT: package nfqueue adds one to every verdict with a
+// payload, and kernels built with CONFIG_NETFILTER_NETLINK_GLUE_CT then
+// adjust; on other kernels keep TCP payload lengths unchanged. And with
+// GSO on (the default) a queued TCP packet may
 // be a super-packet of up to 64 KiB whose checksum the kernel has not yet
 // filled in (Packet.SkbInfo.ChecksumNotReady): verifying its checksum
 // fails, and a rewritten packet always carries a full checksum.
