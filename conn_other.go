@@ -43,6 +43,10 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error { return errPlatform 
 // Stats returns empty statistics on this platform.
 func (c *Conn) Stats() Stats { return Stats{KernelErr: errPlatform} }
 
+func (c *Conn) stats([]KernelStats, error) Stats { return c.Stats() }
+
+func (s *Set) kernelStats() ([]KernelStats, error) { return nil, errPlatform }
+
 // ReadKernelStats returns ErrNotSupported on this platform.
 func ReadKernelStats(netns string) ([]KernelStats, error) { return nil, errPlatform }
 

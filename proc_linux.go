@@ -36,13 +36,28 @@ func readNetFile(netns, name string) ([]byte, error) {
 
 // Stats returns the Conn's counters and the kernel's view of its queue.
 func (c *Conn) Stats() Stats {
+	all, err := ReadKernelStats(c.cfg.NetNS)
+	return c.stats(all, err)
+}
+
+// kernelStats reads the kernel's lines for the namespace of the Set's
+// queues, once for all of them.
+func (s *Set) kernelStats() ([]KernelStats, error) {
+	if len(s.conns) == 0 {
+		return nil, nil
+	}
+	return ReadKernelStats(s.conns[0].cfg.NetNS)
+}
+
+// stats returns the Conn's counters with its line among all, the kernel's
+// lines (or the error reading them).
+func (c *Conn) stats(all []KernelStats, err error) Stats {
 	var s Stats
 	c.counter.fill(&s)
 	c.track.mu.Lock()
 	s.Outstanding = c.track.n
 	c.track.mu.Unlock()
 	s.ReadBuffer, _ = c.sock.ReadBuffer()
-	all, err := ReadKernelStats(c.cfg.NetNS)
 	s.KernelErr = err
 	if err == nil {
 		s.KernelErr = fmt.Errorf("queue %d not listed by the kernel", c.queue)

@@ -117,8 +117,9 @@ func (s *Set) Close() error {
 // highest of the queues' last ids.
 func (s *Set) Stats() Stats {
 	var sum Stats
+	all, err := s.kernelStats()
 	for i, c := range s.conns {
-		st := c.Stats()
+		st := c.stats(all, err)
 		sum.Received += st.Received
 		sum.Accepted += st.Accepted
 		sum.Dropped += st.Dropped
