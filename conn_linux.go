@@ -231,7 +231,7 @@ func (c *Conn) config(m *wire.Config) (syscall.Errno, string, error) {
 	}
 	defer c.sock.SetReadDeadline(time.Time{})
 	for {
-		n, trunc, err := c.sock.Recv(c.rbufs[0])
+		n, err := c.batch.Recv()
 		if err != nil {
 			if errors.Is(err, syscall.ENOBUFS) {
 				c.counter.overruns.Add(1)
@@ -239,31 +239,35 @@ func (c *Conn) config(m *wire.Config) (syscall.Errno, string, error) {
 			}
 			return 0, "", err
 		}
-		if trunc {
-			continue
-		}
-		dgram := c.rbufs[0][:n]
-		var it wire.Messages
-		it.Reset(dgram)
-		var msg wire.Message
-		keep := false
-		for it.Next(&msg) {
-			if msg.Header.Type != wire.NLMsgError {
-				keep = true
+		// Every datagram of the batch but the answer itself is kept for
+		// the first reads, also those after the answer.
+		var errno syscall.Errno
+		var ext string
+		answered := false
+		for i := range n {
+			size, trunc := c.batch.Len(i)
+			if trunc {
 				continue
 			}
-			e, err := wire.ParseError(msg.Header.Flags, msg.Payload)
-			if err != nil || e.Orig.Seq != seq {
+			dgram := c.rbufs[i][:size]
+			var it wire.Messages
+			it.Reset(dgram)
+			var msg wire.Message
+			keep := false
+			for it.Next(&msg) {
+				e, err := wire.ParseError(msg.Header.Flags, msg.Payload)
+				if msg.Header.Type == wire.NLMsgError && err == nil && e.Orig.Seq == seq {
+					errno, ext, answered = syscall.Errno(e.Errno), string(e.ExtMsg), true
+					continue
+				}
 				keep = true
-				continue
 			}
-			if keep || it.Remaining() {
+			if keep {
 				c.backlog = append(c.backlog, append([]byte(nil), dgram...))
 			}
-			return syscall.Errno(e.Errno), string(e.ExtMsg), nil
 		}
-		if keep {
-			c.backlog = append(c.backlog, append([]byte(nil), dgram...))
+		if answered {
+			return errno, ext, nil
 		}
 	}
 }

@@ -34,21 +34,14 @@ type Options struct {
 	NoENOBUFS bool
 }
 
-// Conn is a netlink socket. Recv and a Batch's receives must be called by
-// one goroutine at a time; Send may be called from any number of goroutines,
-// concurrently with a blocked Recv.
+// Conn is a netlink socket. A Batch's receives must be called by one
+// goroutine at a time; Send may be called from any number of goroutines,
+// concurrently with a blocked Batch.Recv.
 type Conn struct {
 	f      *os.File
 	rc     syscall.RawConn
 	portID uint32
 	closed atomic.Bool
-
-	// Receive state, owned by the single reader.
-	msg    unix.Msghdr
-	iov    unix.Iovec
-	rn     int
-	rerr   error
-	recvFn func(fd uintptr) bool
 
 	senders sync.Pool // of *sender
 }
@@ -157,9 +150,6 @@ func wrap(fd int, port uint32) (*Conn, error) {
 		return nil, err
 	}
 	c := &Conn{f: f, rc: rc, portID: port}
-	c.msg.Iov = &c.iov
-	c.msg.Iovlen = 1
-	c.recvFn = c.recv
 	c.senders.New = func() any {
 		s := &sender{}
 		s.fn = s.write
@@ -194,62 +184,8 @@ func (c *Conn) ReadBuffer() (int, error) {
 	return n, os.NewSyscallError("getsockopt SO_RCVBUF", serr)
 }
 
-// Recv receives one datagram into b, blocking in the netpoller until one
-// arrives, the read deadline passes or the socket is closed. trunc reports
-// that the datagram was larger than b.
-func (c *Conn) Recv(b []byte) (n int, trunc bool, err error) {
-	c.prepare(b)
-	if err := c.rc.Read(c.recvFn); err != nil {
-		return 0, false, c.closedErr(err)
-	}
-	return c.result(len(b))
-}
-
 // ErrWouldBlock is returned by Batch.TryRecv when nothing is waiting.
 var ErrWouldBlock = errors.New("nlsock: no datagram waiting")
-
-func (c *Conn) prepare(b []byte) {
-	if len(b) > 0 {
-		c.iov.Base = &b[0]
-	} else {
-		c.iov.Base = nil
-	}
-	c.iov.SetLen(len(b))
-	c.msg.Flags = 0
-}
-
-func (c *Conn) result(size int) (int, bool, error) {
-	if c.rerr != nil {
-		return 0, false, os.NewSyscallError("recvmsg", c.rerr)
-	}
-	n := c.rn
-	trunc := c.msg.Flags&unix.MSG_TRUNC != 0
-	if n > size {
-		n = size
-	}
-	return n, trunc, nil
-}
-
-// recv is the raw receive, called by the netpoller with the socket's fd.
-// It returns false to wait for readiness.
-func (c *Conn) recv(fd uintptr) bool {
-	for {
-		n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), unix.MSG_DONTWAIT|unix.MSG_TRUNC)
-		switch errno {
-		case 0:
-			c.rn, c.rerr = int(n), nil
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			c.rerr = unix.EAGAIN
-			return false
-		default:
-			c.rn, c.rerr = 0, errno
-			return true
-		}
-	}
-}
 
 // Send sends b, one datagram that may hold several netlink messages, to the
 // kernel. It is safe for concurrent use.
@@ -283,12 +219,12 @@ func (s *sender) write(fd uintptr) bool {
 	}
 }
 
-// SetReadDeadline sets the deadline for Recv; a zero time clears it.
+// SetReadDeadline sets the deadline for Batch.Recv; a zero time clears it.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	return c.closedErr(c.f.SetReadDeadline(t))
 }
 
-// Close closes the socket, unblocking a blocked Recv at once. Calls after
+// Close closes the socket, unblocking a blocked Batch.Recv at once. Calls after
 // the first return net.ErrClosed.
 func (c *Conn) Close() error {
 	if c.closed.Swap(true) {
